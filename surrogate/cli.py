@@ -1,0 +1,207 @@
+"""The ``surrogate`` command line: thin commands, each calling one library function."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+
+import click
+
+from surrogate.errors import SurrogateError
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "show_default": True, "max_content_width": 100}
+
+
+def user_errors(fn):
+    """Report :class:`SurrogateError` as ``Error: ...`` with exit code 1, no traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except SurrogateError as exc:
+            raise click.ClickException(str(exc)) from None
+        except KeyboardInterrupt:
+            click.echo("interrupted; completed work is saved", err=True)
+            sys.exit(130)
+
+    return wrapper
+
+
+def int_list(ctx, param, value):
+    if value is None or isinstance(value, tuple):
+        return value
+    try:
+        return tuple(int(v) for v in value.split(",") if v.strip())
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers, found {value!r}") from None
+
+
+def float_list(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        return tuple(float(v) for v in value.split(",") if v.strip())
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated numbers, found {value!r}") from None
+
+
+@click.group(context_settings=CONTEXT)
+@click.version_option(package_name="surrogate")
+def main():
+    """Train a decoder in PyTorch and use it as a fast prior in Stan."""
+
+
+# ----------------------------------------------------------------------------
+# train
+
+TRAIN_OPTIONS = {
+    "dataset", "digits", "train_size", "model", "hidden", "latent", "activation", "output_activation", "loss",
+    "noise_scale", "beta", "kl_warmup", "free_bits", "denoise", "sparsity", "epochs", "batch_size", "lr", "seed", "device",
+}  # fmt: skip
+
+
+@main.command(context_settings=CONTEXT)
+@click.option("--dataset", default="mnist", help="mnist, fashion-mnist or clusters (simulated 2-D).")
+@click.option("--digits", callback=int_list, help="Keep only these labels, e.g. 5 or 3,5.")
+@click.option("--train-size", type=int, help="Use the first N training examples  [default: all 50,000]")
+@click.option("--model", default="cvae", help="ae, vae or cvae (conditioned on the one-hot label).")
+@click.option("--hidden", default="400,200,100", callback=int_list, help="Encoder widths (1-4 layers); the decoder mirrors them.")
+@click.option("--latent", type=int, default=15, help="Latent dimension K.")
+@click.option("--activation", default="elu", help="Hidden activation: elu, tanh, relu or softplus.")
+@click.option("--output-activation", help="sigmoid or identity  [default: sigmoid for images]")
+@click.option("--loss", help="Reconstruction loss: bce or gaussian  [default: bce for images]")
+@click.option("--noise-scale", type=float, default=0.1, help="Standard deviation of the gaussian loss.")
+@click.option("--beta", type=float, default=1.0, help="KL weight (beta-VAE).")
+@click.option("--kl-warmup", type=float, default=0.0, help="Epochs of linear KL warm-up from 0 to beta.")
+@click.option("--free-bits", type=float, default=0.0, help="Nats per latent dimension free of KL penalty.")
+@click.option("--denoise", type=float, default=0.0, help="Sd of Gaussian noise on the encoder input.")
+@click.option("--sparsity", type=float, default=0.0, help="L1 weight on the code (sparse autoencoder).")
+@click.option("--epochs", type=int, default=30, help="Total epochs (a resumed run continues up to this).")
+@click.option("--batch-size", type=int, default=128)
+@click.option("--lr", type=float, default=1e-3, help="Adam learning rate.")
+@click.option("--seed", type=int, default=1)
+@click.option("--device", default="auto", help="auto (cuda > mps > cpu), cuda, mps or cpu.")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Run directory.")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), help="Folder with the IDX files  [default: $SURROGATE_DATA_DIR, then the cache]")
+@click.option("--resume", is_flag=True, help="Continue the run in --out up to --epochs.")
+@click.option("--force", is_flag=True, help="Replace a run already in --out.")
+@click.pass_context
+@user_errors
+def train(ctx, out, data_dir, resume, force, **options):
+    """Train an AE, VAE or CVAE into a run directory."""
+    from surrogate.config import TrainConfig
+    from surrogate.train import train as run_training
+
+    settings = options
+    if resume and (out / "config.json").is_file():
+        # Options not given on the command line come from the saved run.
+        saved = TrainConfig.load(out / "config.json").to_dict()
+        given = {k: v for k, v in options.items() if ctx.get_parameter_source(k) != click.core.ParameterSource.DEFAULT}
+        settings = {**saved, **given}
+    result = run_training(TrainConfig(**settings), out, data_dir=data_dir, resume=resume, force=force, log=click.echo)
+    if result.metrics:
+        click.echo(f"done: {out} (checkpoint.pt, metrics.csv, learning_curves.png)")
+
+
+# ----------------------------------------------------------------------------
+# sample, export, doctor
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", default="samples.png", type=click.Path(dir_okay=False, path_type=Path), help="PNG to write.")
+@click.option("--n", type=int, default=9, help="Samples per row (rows of directions with --scales).")
+@click.option("--label", type=int, help="Only this class (CVAE).")
+@click.option("--scales", callback=float_list, help="Decode random unit directions scaled by each factor, e.g. 0,2,4.")
+@click.option("--seed", type=int, default=0)
+@user_errors
+def sample(run_dir, out, n, label, scales, seed):
+    """Decode prior draws z ~ N(0, I) into an image grid."""
+    from surrogate.sample import sample as run_sample
+
+    click.echo(f"wrote {run_sample(run_dir, out, n, label, scales, seed)}")
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), help="Stan JSON to write  [default: RUN_DIR/decoder.json]")
+@user_errors
+def export(run_dir, out):
+    """Write the decoder's weights as Stan JSON data (plus a .meta.json sidecar)."""
+    from surrogate.export import export_decoder
+
+    data_path, meta_path = export_decoder(run_dir, out)
+    click.echo(f"wrote {data_path} and {meta_path}")
+
+
+@main.command(context_settings=CONTEXT)
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), help="Check this MNIST folder instead.")
+@user_errors
+def doctor(data_dir):
+    """Show versions, the torch device, the Stan engines and where MNIST is read from."""
+    from surrogate.doctor import report
+
+    click.echo(report(data_dir))
+
+
+# ----------------------------------------------------------------------------
+# inpaint
+
+
+def sampler_options(fn):
+    """The NUTS options shared by the commands that sample."""
+    options = [
+        click.option("--chains", type=int, default=4, help="Chains, run in parallel."),
+        click.option("--warmup", type=int, default=1000, help="Warmup iterations per chain."),
+        click.option("--draws", type=int, default=1000, help="Saved draws per chain."),
+        click.option("--seed", type=int, default=1, help="Sampler seed (same draws on both engines)."),
+        click.option("--adapt-delta", type=float, default=0.8, help="Target acceptance rate."),
+        click.option("--max-treedepth", type=int, default=10),
+        click.option("--init", "init_radius", type=float, help="Inits uniform in (-R, R)  [default: Stan's 2]"),
+        click.option("--dense-metric", is_flag=True, help="Adapt a dense mass matrix."),
+        click.option("--engine", default="auto", help="auto (CmdStan if installed, else PyStan), cmdstan or pystan."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("decoder_json", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--mnist-index", type=int, help="Inpaint this image of --split.")
+@click.option("--split", default="valid", help="train, valid or test.")
+@click.option("--dataset", help="Dataset of --mnist-index  [default: the decoder's]")
+@click.option("--image", type=click.Path(dir_okay=False, path_type=Path), help="Inpaint this .png/.npy image instead.")
+@click.option("--missing", type=float, default=0.5, help="Probability that a pixel is missing.")
+@click.option("--mask-seed", type=int, default=2, help="Seed of the random mask.")
+@click.option("--mask", "mask_file", type=click.Path(dir_okay=False, path_type=Path), help=".npy/.png mask, nonzero = missing.")
+@click.option("--sigma", type=float, default=0.1, help="Noise sd of the observed pixels.")
+@click.option("--estimate-sigma", is_flag=True, help="Estimate sigma (half-normal prior) instead.")
+@sampler_options
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), help="MNIST folder for --mnist-index.")
+@user_errors
+def inpaint(decoder_json, mnist_index, split, dataset, image, missing, mask_seed, mask_file, sigma, estimate_sigma,
+            chains, warmup, draws, seed, adapt_delta, max_treedepth, init_radius, dense_metric, engine, out, data_dir):  # fmt: skip
+    """Inpaint a masked image with Stan's NUTS over the decoder's latent space."""
+    from surrogate.diagnostics import format_summary
+    from surrogate.export import load_decoder
+    from surrogate.inpaint import Observation, observation_from_mnist, random_mask, read_array, run_inpaint
+    from surrogate.stan_engine import SamplerSettings
+
+    decoder, meta = load_decoder(decoder_json)
+    d = decoder["D"]
+    if (mnist_index is None) == (image is None):
+        raise SurrogateError("give exactly one of --mnist-index N or --image FILE")
+    mask = read_array(mask_file, d, "mask") != 0 if mask_file else random_mask(d, missing, mask_seed)
+    if image is not None:
+        obs = Observation(read_array(image, d, "image"), mask, True, None, str(image))
+    else:
+        obs = observation_from_mnist(dataset or meta.get("dataset", "mnist"), split, mnist_index, mask, data_dir)
+    settings = SamplerSettings(chains, warmup, draws, seed, adapt_delta, max_treedepth, init_radius, dense_metric)
+    click.echo(f"inpainting {obs.source}: {int(mask.sum())} of {d} values missing; {chains} chains ({engine} engine)")
+    result = run_inpaint(decoder_json, obs, None if estimate_sigma else sigma, settings, engine, out)
+    click.echo(format_summary(result.assessment))
+    click.echo(f"outputs in {out}: posterior.nc, summary.csv, inpaint.png, class_probs.png, trace.png, rank.png")

@@ -1,0 +1,117 @@
+"""Training configuration: one dataclass, saved as ``config.json`` beside the checkpoint."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+from surrogate.data import DATASETS, dataset_info
+from surrogate.errors import SurrogateError, check_choice, check_positive_int
+from surrogate.losses import RECON_LOSSES
+from surrogate.models import HIDDEN_ACTIVATIONS, MODEL_KINDS, OUTPUT_ACTIVATIONS
+
+
+@dataclass
+class TrainConfig:
+    # data
+    dataset: str = "mnist"  # mnist | fashion-mnist | clusters
+    digits: tuple[int, ...] | None = None  # keep only these labels (None: all)
+    train_size: int | None = None  # use the first N training examples (None: the whole split)
+    # model
+    model: str = "cvae"  # ae | vae | cvae (conditioned on the one-hot label)
+    hidden: tuple[int, ...] = (400, 200, 100)  # encoder widths; the decoder mirrors them
+    latent: int = 15  # size of the code z
+    activation: str = "elu"  # hidden activation: elu | tanh | relu | softplus
+    output_activation: str | None = None  # sigmoid | identity (None: sigmoid for images)
+    # loss
+    loss: str | None = None  # bce | gaussian (None: bce for images, gaussian otherwise)
+    noise_scale: float = 0.1  # standard deviation of the gaussian reconstruction loss
+    beta: float = 1.0  # weight of the KL term (beta-VAE)
+    kl_warmup: float = 0.0  # epochs over which the KL weight ramps linearly from 0 to beta
+    free_bits: float = 0.0  # nats per latent dimension not penalised by the KL
+    denoise: float = 0.0  # sd of Gaussian noise added to the encoder input (denoising AE)
+    sparsity: float = 0.0  # weight of the L1 penalty on the code (sparse AE)
+    # optimisation
+    epochs: int = 30  # total epochs (a resumed run continues up to this)
+    batch_size: int = 128
+    lr: float = 1e-3  # Adam learning rate
+    seed: int = 1  # seeds initialisation, shuffling and the reparameterisation noise
+    device: str = "auto"  # auto (cuda > mps > cpu) | cuda | mps | cpu
+
+    #: settings that may differ when a run is resumed
+    RESUMABLE_CHANGES = ("epochs", "device")
+
+    def __post_init__(self):
+        self.hidden = tuple(int(h) for h in self.hidden)
+        self.digits = tuple(sorted(int(d) for d in self.digits)) if self.digits else None
+        self.validate()
+
+    # --- derived settings ---
+    @property
+    def resolved_output_activation(self) -> str:
+        if self.output_activation:
+            return self.output_activation
+        return "sigmoid" if dataset_info(self.dataset).bounded else "identity"
+
+    @property
+    def resolved_loss(self) -> str:
+        if self.loss:
+            return self.loss
+        return "bce" if self.resolved_output_activation == "sigmoid" else "gaussian"
+
+    def validate(self) -> None:
+        check_choice("dataset", self.dataset, DATASETS)
+        check_choice("model", self.model, MODEL_KINDS)
+        check_choice("activation", self.activation, HIDDEN_ACTIVATIONS)
+        if self.output_activation is not None:
+            check_choice("output activation", self.output_activation, OUTPUT_ACTIVATIONS)
+        if self.loss is not None:
+            check_choice("loss", self.loss, RECON_LOSSES)
+        if self.resolved_loss == "bce" and self.resolved_output_activation != "sigmoid":
+            raise SurrogateError("loss bce needs output activation sigmoid, found identity")
+        check_positive_int("latent", self.latent)
+        check_positive_int("batch-size", self.batch_size)
+        if not isinstance(self.epochs, int) or self.epochs < 0:
+            raise SurrogateError(f"epochs must be a non-negative integer, found {self.epochs!r}")
+        if self.train_size is not None:
+            check_positive_int("train-size", self.train_size)
+        if not 1 <= len(self.hidden) <= 4 or min(self.hidden) < 1:
+            raise SurrogateError(f"hidden must list 1 to 4 positive widths, found {','.join(map(str, self.hidden))}")
+        for name in ("lr", "noise_scale"):
+            if not getattr(self, name) > 0:
+                raise SurrogateError(f"{name.replace('_', '-')} must be positive, found {getattr(self, name)}")
+        for name in ("beta", "kl_warmup", "free_bits", "denoise", "sparsity"):
+            if not getattr(self, name) >= 0:
+                raise SurrogateError(f"{name.replace('_', '-')} must be non-negative, found {getattr(self, name)}")
+
+    # --- persistence ---
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["hidden"] = list(self.hidden)
+        d["digits"] = list(self.digits) if self.digits else None
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise SurrogateError(f"config has unknown keys {sorted(unknown)}; valid keys: {', '.join(sorted(known))}")
+        return cls(**d)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "TrainConfig":
+        try:
+            return cls.from_dict(json.loads(Path(path).read_text()))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise SurrogateError(f"cannot read config {path}: {exc}") from None
+
+    def differences(self, other: "TrainConfig") -> list[str]:
+        """Settings (other than epochs and device) where ``other`` differs from this one."""
+        mine, theirs = self.to_dict(), other.to_dict()
+        return [
+            f"{k.replace('_', '-')}: saved {mine[k]!r}, given {theirs[k]!r}"
+            for k in mine
+            if k not in self.RESUMABLE_CHANGES and mine[k] != theirs[k]
+        ]

@@ -1,0 +1,49 @@
+"""Datasets: MNIST-style images read from IDX files, and simulated data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from surrogate.data.mnist import IMAGE_DATASETS, SPLITS, load_images
+from surrogate.data.toy import CENTRES, load_clusters
+from surrogate.errors import check_choice
+
+DATASETS = (*IMAGE_DATASETS, "clusters")
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What a model needs to know about its data."""
+
+    dim: int  # values per example
+    n_classes: int  # labels are 0..n_classes-1
+    image_shape: tuple[int, ...] | None  # (28, 28) for images, None otherwise
+    bounded: bool  # values in [0, 1] (sigmoid output, BCE loss) or real-valued
+
+
+def dataset_info(dataset: str) -> DatasetInfo:
+    check_choice("dataset", dataset, DATASETS)
+    if dataset in IMAGE_DATASETS:
+        return DatasetInfo(dim=784, n_classes=10, image_shape=(28, 28), bounded=True)
+    return DatasetInfo(dim=2, n_classes=len(CENTRES), image_shape=None, bounded=False)
+
+
+def load_split(
+    dataset: str,
+    split: str,
+    digits: tuple[int, ...] | None = None,
+    data_dir=None,
+    limit: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(x float32 [N, dim], labels int64 [N])`` for one split of ``dataset``."""
+    check_choice("dataset", dataset, DATASETS)
+    check_choice("split", split, SPLITS)
+    if dataset == "clusters":
+        x, y = load_clusters(split)
+        if digits:
+            keep = np.isin(y, digits)
+            x, y = x[keep], y[keep]
+        return (x, y) if limit is None else (x[:limit], y[:limit])
+    return load_images(dataset, split, digits, data_dir, limit)

@@ -1,0 +1,56 @@
+"""Shared fixtures: real MNIST from the resolved data folder, small real trainings."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from surrogate.config import TrainConfig
+from surrogate.data.mnist import resolve_data_dir
+
+warnings.filterwarnings("ignore", category=FutureWarning, module="arviz")
+
+
+@pytest.fixture(scope="session")
+def mnist_dir() -> Path:
+    """The MNIST folder ($SURROGATE_DATA_DIR in CI); the tests read the real files."""
+    folder, _ = resolve_data_dir("mnist")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def small_cvae(tmp_path_factory, mnist_dir) -> Path:
+    """A small CVAE trained for real on 10,000 MNIST digits (about 15 s on 2 cores), exported."""
+    from surrogate.export import export_decoder
+    from surrogate.train import train
+
+    out = tmp_path_factory.mktemp("runs") / "cvae"
+    config = TrainConfig(dataset="mnist", model="cvae", hidden=(256, 128), latent=8, epochs=10, train_size=10_000, seed=3)
+    train(config, out, data_dir=mnist_dir, log=lambda _: None, progress=False)
+    export_decoder(out)
+    return out
+
+
+def random_model(kind="cvae", hidden=(16, 8), latent=3, activation="elu", output_activation="sigmoid", input_dim=12, classes=4, seed=0):
+    import torch
+
+    from surrogate.models import MLPAutoencoder
+
+    torch.manual_seed(seed)
+    model = MLPAutoencoder(kind, input_dim, hidden, latent, classes if kind == "cvae" else 0, activation, output_activation)
+    with torch.no_grad():  # larger weights than the default init, so activations leave their linear range
+        for p in model.parameters():
+            p.mul_(2.0)
+    return model.eval()
+
+
+def softmax(x):
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+os.environ.setdefault("MPLBACKEND", "Agg")
