@@ -72,7 +72,9 @@ generated quantities {
   real log_lik; // log-likelihood of the observed values
   {
     vector[K + C] x = decoder_input(theta, K, C);
-    class_probs = x[(K + 1) : (K + C)];
+    if (C > 0) {
+      class_probs = x[(K + 1) : (K + C)];
+    }
     y_hat = output_activate(W_out
                             * decoder_hidden(x, L, W1, b1, W2, b2, W3, b3,
                                              W4, b4, hidden_activation)

@@ -189,23 +189,24 @@ class PyStanEngine:
         t0 = time.perf_counter()
         model = self.build(program, data, settings.seed)
         compile_s = time.perf_counter() - t0
-        kwargs = dict(num_chains=settings.chains, num_samples=settings.draws, num_warmup=settings.warmup)
+        kwargs = dict(num_chains=settings.chains, num_samples=settings.draws)
         if isinstance(settings.init, list):
             kwargs["init"] = settings.init
         elif settings.init is not None:
             kwargs["init_radius"] = float(settings.init)
-        t0 = time.perf_counter()
+        t0, started = time.perf_counter(), time.time()
         try:
             if fixed_param:
                 fit = model.fixed_param(**kwargs)
             else:
-                kwargs.update(delta=settings.adapt_delta, max_depth=settings.max_treedepth)
+                kwargs.update(num_warmup=settings.warmup, delta=settings.adapt_delta, max_depth=settings.max_treedepth)
                 if settings.dense_metric:
                     kwargs["metric"] = "dense_e"
                 fit = model.sample(**kwargs)
         except (ValueError, RuntimeError) as exc:
             raise SurrogateError(f"Stan failed to sample {program}.stan: {first_line(exc)}") from None
         wall_s = time.perf_counter() - t0
+        self.forget_fits(model.model_name, started)
         chains, draws = fit.num_chains, fit.num_samples
 
         def by_chain(values: np.ndarray, shape) -> np.ndarray:
@@ -218,6 +219,20 @@ class PyStanEngine:
         timing = {"compile_s": compile_s, "wall_s": wall_s,
                   "warmup_s": [e["warmup_s"] for e in elapsed], "sampling_s": [e["sampling_s"] for e in elapsed]}  # fmt: skip
         return StanFit(self.name, variables, normalise_stats(stats), settings, timing, self.versions())
+
+    @staticmethod
+    def forget_fits(model_name: str, since: float) -> None:
+        """Delete the fits httpstan cached for this run.
+
+        httpstan keeps every seeded fit on disk (tens of MB each) and answers a
+        repeated call from that cache; deleting them bounds the disk use and
+        makes a repeated run sample (and be timed) again.
+        """
+        from httpstan.cache import model_directory
+
+        for path in (model_directory(model_name) / "fits").glob("*.jsonlines.gz"):
+            if path.stat().st_mtime >= since - 1:
+                path.unlink(missing_ok=True)
 
     def versions(self) -> dict:
         import httpstan
@@ -258,10 +273,9 @@ class CmdStanEngine:
         t0 = time.perf_counter()
         model = self.model(program)
         compile_s = time.perf_counter() - t0
-        inits = settings.init
         kwargs = dict(
             data=data, chains=settings.chains, parallel_chains=settings.chains, iter_sampling=settings.draws,
-            seed=settings.seed, inits=inits, show_progress=False,
+            seed=settings.seed, inits=settings.init, show_progress=False, sig_figs=18,
         )  # fmt: skip
         if fixed_param:
             kwargs.update(fixed_param=True, iter_warmup=0)
@@ -290,9 +304,11 @@ class CmdStanEngine:
         return {"engine": "cmdstan", "cmdstanpy": self.cmdstanpy.__version__, "cmdstan": Path(self.path).name}
 
 
-def first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException, limit: int = 400) -> str:
+    """The first line of an engine's message, cut to ``limit`` characters (they can embed the data)."""
     text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    line = text.splitlines()[0] if text else type(exc).__name__
+    return line if len(line) <= limit else line[:limit] + " ..."
 
 
 def get_engine(name: str = "auto"):

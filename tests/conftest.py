@@ -24,12 +24,12 @@ def mnist_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def small_cvae(tmp_path_factory, mnist_dir) -> Path:
-    """A small CVAE trained for real on 10,000 MNIST digits (about 15 s on 2 cores), exported."""
+    """A small CVAE trained for real on 20,000 MNIST digits (about 20 s on 2 cores), exported."""
     from surrogate.export import export_decoder
     from surrogate.train import train
 
     out = tmp_path_factory.mktemp("runs") / "cvae"
-    config = TrainConfig(dataset="mnist", model="cvae", hidden=(256, 128), latent=8, epochs=10, train_size=10_000, seed=3)
+    config = TrainConfig(dataset="mnist", model="cvae", hidden=(400, 200), latent=8, epochs=12, train_size=20_000, seed=3)
     train(config, out, data_dir=mnist_dir, log=lambda _: None, progress=False)
     export_decoder(out)
     return out

@@ -1,0 +1,230 @@
+"""Real Stan: the program compiles once (PyStan caches it) and every test reuses it."""
+
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import random_model, softmax
+from surrogate.data import load_split
+from surrogate.errors import SurrogateError
+from surrogate.export import decoder_stan_data, load_decoder
+from surrogate.inpaint import Observation, random_mask, run_inpaint, stan_data
+from surrogate.stan_engine import CmdStanEngine, PyStanEngine, SamplerSettings, get_engine, program_file, stan_dir
+
+pytestmark = pytest.mark.stan
+
+
+def stanc() -> Path:
+    import httpstan
+
+    return Path(httpstan.__file__).parent / "stanc"
+
+
+# ----------------------------------------------------------------------------
+# the Stan files themselves
+
+
+@pytest.mark.parametrize("name", ["inpaint.stan", "decoder.stanfunctions"])
+def test_stan_files_are_auto_format_clean(name):
+    path = stan_dir() / name
+    formatted = subprocess.run(
+        [stanc(), "--auto-format", "--include-paths", str(stan_dir()), str(path)], capture_output=True, text=True, check=True
+    ).stdout
+    assert formatted.rstrip() == path.read_text().rstrip()
+
+
+def test_every_data_declaration_is_commented():
+    text = program_file("inpaint").read_text()
+    block = re.search(r"^data \{\n(.*?)^\}", text, re.S | re.M).group(1)
+    declarations = [line for line in block.splitlines() if line.strip() and not line.strip().startswith("//")]
+    assert len(declarations) >= 20
+    undocumented = [line for line in declarations if "//" not in line]
+    assert not undocumented
+
+
+# ----------------------------------------------------------------------------
+# parity: the Stan decoder equals the PyTorch decoder
+
+
+CASES = [
+    ("cvae", (16,), "elu", "sigmoid"),
+    ("cvae", (16, 8), "tanh", "identity"),
+    ("vae", (10, 8, 6), "relu", "sigmoid"),
+    ("cvae", (12, 10, 8, 6), "softplus", "sigmoid"),
+    ("vae", (9, 7), "elu", "identity"),
+]
+
+
+@pytest.mark.parametrize("kind, hidden, activation, output", CASES)
+def test_stan_decoder_matches_pytorch(kind, hidden, activation, output):
+    model = random_model(kind, hidden, latent=3, activation=activation, output_activation=output, classes=4, seed=len(hidden))
+    decoder = decoder_stan_data(model, activation, output)
+    K, C, D = decoder["K"], decoder["C"], decoder["D"]
+    rng = np.random.default_rng(5)
+    thetas = 1.5 * rng.standard_normal((4, K + C))
+    missing = np.arange(D) % 3 == 0
+    obs = Observation(rng.random(D), missing, True)
+    settings = SamplerSettings(chains=4, warmup=0, draws=1, init=[{"theta": t.tolist()} for t in thetas])
+    fit = PyStanEngine().run("inpaint", stan_data(decoder, obs, 0.3), settings, fixed_param=True)
+    np.testing.assert_array_equal(fit.draws["theta"][:, 0], thetas)
+
+    z = torch.from_numpy(thetas[:, :K])
+    c = torch.from_numpy(softmax(thetas[:, K:])) if C else None
+    expected = model.double().decode(z, c).detach().numpy()
+    y_hat = fit.draws["y_hat"][:, 0]
+    assert np.abs(y_hat - expected).max() <= 1e-6
+    np.testing.assert_array_equal(fit.draws["y_mis"][:, 0], y_hat[:, missing])
+    if C:
+        np.testing.assert_allclose(fit.draws["class_probs"][:, 0], softmax(thetas[:, K:]), atol=1e-12)
+    resid = (obs.y[~missing] - expected[:, ~missing]) / 0.3
+    log_lik = (-0.5 * resid**2 - np.log(0.3) - 0.5 * np.log(2 * np.pi)).sum(axis=1)
+    np.testing.assert_allclose(fit.draws["log_lik"][:, 0], log_lik, atol=1e-6)
+
+
+# ----------------------------------------------------------------------------
+# inpainting real MNIST digits with a small trained CVAE
+
+N_DIGITS = 6
+
+
+@pytest.fixture(scope="module")
+def inpainted(small_cvae, mnist_dir):
+    x, y = load_split("mnist", "test", data_dir=mnist_dir, limit=N_DIGITS)
+    x_train, _ = load_split("mnist", "train", data_dir=mnist_dir, limit=10_000)
+    mean_image = x_train.mean(axis=0)
+    results = []
+    for i in range(N_DIGITS):
+        missing = random_mask(784, 0.5, seed=100 + i)
+        obs = Observation(x[i].astype(np.float64), missing, True, int(y[i]), f"test[{i}]")
+        settings = SamplerSettings(chains=2, warmup=300, draws=300, seed=i + 1)
+        out = small_cvae / f"inpaint{i}" if i == 0 else None
+        result = run_inpaint(small_cvae / "decoder.json", obs, 0.1, settings, "pystan", out)
+        baseline = float(np.sqrt(np.mean((mean_image[missing] - x[i][missing]) ** 2)))
+        results.append((obs, result, baseline))
+    return results
+
+
+def test_inpainting_beats_the_mean_image(inpainted):
+    for obs, result, baseline in inpainted:
+        assert result.assessment["rmse_missing_pooled"] < 0.8 * baseline, obs.source
+
+
+def test_inpainting_finds_the_class(inpainted):
+    correct = [int(np.argmax(r.assessment["pooled_class_probs"])) == obs.label for obs, r, _ in inpainted]
+    assert sum(correct) >= N_DIGITS - 1, correct
+
+
+def test_inference_data_structure(inpainted):
+    obs, result, _ = inpainted[0]
+    idata = result.idata
+    post = idata.posterior
+    assert post["class_probs"].dims == ("chain", "draw", "class")
+    assert post["y_hat"].dims == ("chain", "draw", "pixel") and post.sizes["pixel"] == 784
+    assert post["y_mis"].sizes["missing_pixel"] == obs.missing.sum()
+    assert list(post["class"].values) == [str(d) for d in range(10)]
+    np.testing.assert_array_equal(post["missing_pixel"].values, np.flatnonzero(obs.missing))
+    assert post.sizes == {"chain": 2, "draw": 300, **{k: post.sizes[k] for k in post.sizes if k not in ("chain", "draw")}}
+    np.testing.assert_allclose(post["class_probs"].sum("class"), 1.0, atol=1e-9)
+    assert {"diverging", "tree_depth", "n_steps", "energy", "lp", "step_size"} <= set(idata.sample_stats.data_vars)
+    np.testing.assert_array_equal(idata.observed_data["y_obs"].values, obs.y[~obs.missing])
+    # moments, with tolerances: the decoded observed pixels sit near the data (sigma = 0.1)
+    fitted = post["y_hat"].mean(("chain", "draw")).values[~obs.missing]
+    assert np.sqrt(np.mean((fitted - obs.y[~obs.missing]) ** 2)) < 0.12
+
+
+def test_inpaint_outputs(inpainted, small_cvae):
+    obs = inpainted[0][0]
+    import arviz as az
+    import pandas as pd
+
+    out = small_cvae / "inpaint0"
+    for name in ("posterior.nc", "summary.csv", "inpaint.png", "class_probs.png", "trace.png", "rank.png", "diagnostics.json", "observations.json"):
+        assert (out / name).stat().st_size > 0, name
+    idata = az.from_netcdf(out / "posterior.nc")
+    assert set(idata.groups()) >= {"posterior", "sample_stats", "observed_data", "constant_data"}
+    summary = pd.read_csv(out / "summary.csv", index_col=0)
+    assert "class_probs[3]" in summary.index and {"ess_bulk", "r_hat", "mcse_mean"} <= set(summary.columns)
+    diag = json.loads((out / "diagnostics.json").read_text())
+    assert diag["n_chains"] == 2 and len(diag["per_chain"]) == 2 and diag["engine"] == "pystan"
+    # a Stan user can rebuild the full data from the two JSON files
+    decoder, _ = load_decoder(small_cvae / "decoder.json")
+    observations = json.loads((out / "observations.json").read_text())
+    assert observations["N_obs"] == len(observations["obs_idx"]) == len(observations["y_obs"]) == int((~obs.missing).sum())
+    assert set(observations) | set(decoder) >= {"K", "C", "D", "W_out", "obs_idx", "y_obs", "sigma_fixed", "estimate_sigma"}
+
+
+def test_estimated_sigma_and_unconditional_decoder():
+    model = random_model("vae", (16, 8), latent=2, input_dim=30, output_activation="identity", seed=4)
+    decoder = decoder_stan_data(model, "elu", "identity")
+    theta = np.array([0.5, -1.0])
+    truth = model.double().decode(torch.from_numpy(theta[None])).detach().numpy()[0]
+    rng = np.random.default_rng(0)
+    y = truth + 0.05 * rng.standard_normal(30)
+    missing = np.arange(30) < 10
+    result = run_inpaint_data(decoder, Observation(y, missing, True), sigma=None)
+    sigma = result.draws["sigma"].ravel()
+    assert 0.02 < np.median(sigma) < 0.12
+    assert "class_probs" not in result.draws or result.draws["class_probs"].size == 0
+
+
+def run_inpaint_data(decoder, obs, sigma):
+    settings = SamplerSettings(chains=2, warmup=400, draws=400, seed=3)
+    return PyStanEngine().run("inpaint", stan_data(decoder, obs, sigma), settings)
+
+
+# ----------------------------------------------------------------------------
+# bad input
+
+
+def test_bad_inpainting_input(small_cvae):
+    decoder, _ = load_decoder(small_cvae / "decoder.json")
+    y = np.zeros(784)
+    with pytest.raises(SurrogateError, match="mask leaves no observed pixels"):
+        stan_data(decoder, Observation(y, np.ones(784, bool), False), 0.1)
+    with pytest.raises(SurrogateError, match="mask has no missing pixels"):
+        stan_data(decoder, Observation(y, np.zeros(784, bool), False), 0.1)
+    with pytest.raises(SurrogateError, match="sigma must be positive, found -0.1"):
+        stan_data(decoder, Observation(y, random_mask(784, 0.5, 1), False), -0.1)
+    with pytest.raises(SurrogateError, match="image and mask must have 784 values, found 100 and 784"):
+        stan_data(decoder, Observation(np.zeros(100), random_mask(784, 0.5, 1), False), 0.1)
+    with pytest.raises(SurrogateError, match=r"missing must be a fraction in \(0, 1\), found 1.5"):
+        random_mask(784, 1.5, 0)
+
+
+def test_engine_selection_errors(monkeypatch):
+    with pytest.raises(SurrogateError, match="unknown engine 'jags'; valid names: auto, cmdstan, pystan"):
+        get_engine("jags")
+    monkeypatch.setenv("CMDSTAN", "/nonexistent/cmdstan")
+    with pytest.raises(SurrogateError, match="engine cmdstan was requested but no CmdStan installation was found"):
+        CmdStanEngine()
+    with pytest.raises(SurrogateError, match="chains must be a positive integer, found 0"):
+        SamplerSettings(chains=0).validate()
+
+
+def test_pystan_refuses_a_running_event_loop():
+    import asyncio
+
+    async def inside():
+        PyStanEngine.check_event_loop()
+
+    with pytest.raises(SurrogateError, match="nest_asyncio"):
+        asyncio.run(inside())
+
+
+def test_cmdstan_gives_the_same_draws_as_pystan():
+    try:
+        cmdstan = CmdStanEngine()
+    except SurrogateError as exc:
+        pytest.skip(f"CmdStan is not installed here ({exc}); PyStan is the engine in use")
+    model = random_model("cvae", (12, 8), latent=3, classes=4, seed=9)
+    decoder = decoder_stan_data(model, "elu", "sigmoid")
+    obs = Observation(np.random.default_rng(1).random(12), np.arange(12) % 2 == 0, True)
+    data = stan_data(decoder, obs, 0.2)
+    settings = SamplerSettings(chains=2, warmup=200, draws=100, seed=11)
+    a, b = PyStanEngine().run("inpaint", data, settings), cmdstan.run("inpaint", data, settings)
+    np.testing.assert_allclose(a.draws["theta"], b.draws["theta"], rtol=1e-8)
