@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from surrogate.config import TrainConfig
+from surrogate.fileio import write_json
 from surrogate.diagnostics import import_arviz
 from surrogate.export import export_decoder
 from surrogate.inpaint import PROGRAM, observation_from_mnist, random_mask, run_inpaint
@@ -102,7 +103,7 @@ def main(args):
               "httpstan": httpstan.__version__, "torch": torch.__version__, "decoder": str(decoder), "runs": rows}  # fmt: skip
     print(json.dumps(report, indent=2))
     if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+        write_json(args.json, report)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from surrogate.config import TrainConfig
+from surrogate.fileio import write_json
 from surrogate.data import load_split
 from surrogate.train import select_device, train
 
@@ -81,8 +82,7 @@ def main(args):
     summary["ratio"] = summary["surrogate_median_s"] / summary["minimal_median_s"]
     print(json.dumps(summary, indent=2))
     if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(summary, fh, indent=2)
+        write_json(args.json, summary)
 
 
 if __name__ == "__main__":
