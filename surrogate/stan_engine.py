@@ -278,7 +278,7 @@ class CmdStanEngine:
             seed=settings.seed, inits=settings.init, show_progress=False, sig_figs=18,
         )  # fmt: skip
         if fixed_param:
-            kwargs.update(fixed_param=True, iter_warmup=0)
+            kwargs.update(fixed_param=True)
         else:
             kwargs.update(iter_warmup=settings.warmup, adapt_delta=settings.adapt_delta,
                           max_treedepth=settings.max_treedepth, metric="dense_e" if settings.dense_metric else "diag_e")  # fmt: skip

@@ -228,3 +228,40 @@ def test_cmdstan_gives_the_same_draws_as_pystan():
     settings = SamplerSettings(chains=2, warmup=200, draws=100, seed=11)
     a, b = PyStanEngine().run("inpaint", data, settings), cmdstan.run("inpaint", data, settings)
     np.testing.assert_allclose(a.draws["theta"], b.draws["theta"], rtol=1e-8)
+
+
+# ----------------------------------------------------------------------------
+# the inpaint command
+
+
+def test_inpaint_command(small_cvae, tmp_path, mnist_dir):
+    from click.testing import CliRunner
+
+    from surrogate.cli import main
+
+    x, _ = load_split("mnist", "test", data_dir=mnist_dir, limit=1)
+    np.save(tmp_path / "digit.npy", x[0].reshape(28, 28))
+    np.save(tmp_path / "mask.npy", (np.arange(784) % 2).reshape(28, 28))
+    decoder = small_cvae / "decoder.json"
+
+    def invoke(*args):
+        return CliRunner().invoke(main, ["inpaint", str(decoder), *map(str, args)])
+
+    common = ["--chains", "2", "--warmup", "150", "--draws", "100", "--out", tmp_path / "out"]
+    result = invoke("--image", tmp_path / "digit.npy", "--mask", tmp_path / "mask.npy", *common)
+    assert result.exit_code == 0, result.output
+    assert "392 of 784 values missing" in result.output and "max R-hat" in result.output
+    assert (tmp_path / "out" / "inpaint.png").exists() and (tmp_path / "out" / "posterior.nc").exists()
+
+    np.save(tmp_path / "small.npy", np.zeros((10, 10)))
+    for args, message in [
+        (["--image", tmp_path / "small.npy"], "has 100 values (shape (10, 10)), the decoder outputs 784"),
+        ([], "give exactly one of --mnist-index N or --image FILE"),
+        (["--mnist-index", "0", "--sigma", "-1"], "sigma must be positive, found -1.0"),
+        (["--mnist-index", "0", "--engine", "jags"], "unknown engine 'jags'; valid names: auto, cmdstan, pystan"),
+        (["--mnist-index", "0", "--missing", "0"], r"missing must be a fraction in (0, 1), found 0.0"),
+        (["--mnist-index", "20000", "--split", "valid"], "mnist-index must be in 0..9999 for split valid, found 20000"),
+    ]:
+        result = invoke(*args, "--data-dir", mnist_dir, *common)
+        assert result.exit_code == 1, result.output
+        assert message in result.output and "Traceback" not in result.output
