@@ -205,3 +205,14 @@ def inpaint(decoder_json, mnist_index, split, dataset, image, missing, mask_seed
     result = run_inpaint(decoder_json, obs, None if estimate_sigma else sigma, settings, engine, out)
     click.echo(format_summary(result.assessment))
     click.echo(f"outputs in {out}: posterior.nc, summary.csv, inpaint.png, class_probs.png, trace.png, rank.png")
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("fit_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@user_errors
+def report(fit_dir):
+    """Write report.html (self-contained) and report.md for a fit directory."""
+    from surrogate.report import build_report
+
+    html_path, md_path = build_report(fit_dir)
+    click.echo(f"wrote {html_path} and {md_path}")

@@ -275,7 +275,7 @@ class CmdStanEngine:
         compile_s = time.perf_counter() - t0
         kwargs = dict(
             data=data, chains=settings.chains, parallel_chains=settings.chains, iter_sampling=settings.draws,
-            seed=settings.seed, inits=settings.init, show_progress=False, sig_figs=18,
+            seed=settings.seed, inits=settings.init, show_progress=True, sig_figs=18,
         )  # fmt: skip
         if fixed_param:
             kwargs.update(fixed_param=True)

@@ -35,6 +35,31 @@ def small_cvae(tmp_path_factory, mnist_dir) -> Path:
     return out
 
 
+N_DIGITS = 6
+
+
+@pytest.fixture(scope="session")
+def inpainted(small_cvae, mnist_dir):
+    """Six test digits inpainted with the small CVAE (2 chains each); the first writes its outputs."""
+    from surrogate.data import load_split
+    from surrogate.inpaint import Observation, random_mask, run_inpaint
+    from surrogate.stan_engine import SamplerSettings
+
+    x, y = load_split("mnist", "test", data_dir=mnist_dir, limit=N_DIGITS)
+    x_train, _ = load_split("mnist", "train", data_dir=mnist_dir, limit=10_000)
+    mean_image = x_train.mean(axis=0)
+    results = []
+    for i in range(N_DIGITS):
+        missing = random_mask(784, 0.5, seed=100 + i)
+        obs = Observation(x[i].astype(np.float64), missing, True, int(y[i]), f"test[{i}]")
+        settings = SamplerSettings(chains=2, warmup=300, draws=300, seed=i + 1)
+        out = small_cvae / f"inpaint{i}" if i == 0 else None
+        result = run_inpaint(small_cvae / "decoder.json", obs, 0.1, settings, "pystan", out)
+        baseline = float(np.sqrt(np.mean((mean_image[missing] - x[i][missing]) ** 2)))
+        results.append((obs, result, baseline))
+    return results
+
+
 def random_model(kind="cvae", hidden=(16, 8), latent=3, activation="elu", output_activation="sigmoid", input_dim=12, classes=4, seed=0):
     import torch
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import random_model, softmax
+from conftest import N_DIGITS, random_model, softmax
 from surrogate.data import load_split
 from surrogate.errors import SurrogateError
 from surrogate.export import decoder_stan_data, load_decoder
@@ -88,26 +88,6 @@ def test_stan_decoder_matches_pytorch(kind, hidden, activation, output):
 
 # ----------------------------------------------------------------------------
 # inpainting real MNIST digits with a small trained CVAE
-
-N_DIGITS = 6
-
-
-@pytest.fixture(scope="module")
-def inpainted(small_cvae, mnist_dir):
-    x, y = load_split("mnist", "test", data_dir=mnist_dir, limit=N_DIGITS)
-    x_train, _ = load_split("mnist", "train", data_dir=mnist_dir, limit=10_000)
-    mean_image = x_train.mean(axis=0)
-    results = []
-    for i in range(N_DIGITS):
-        missing = random_mask(784, 0.5, seed=100 + i)
-        obs = Observation(x[i].astype(np.float64), missing, True, int(y[i]), f"test[{i}]")
-        settings = SamplerSettings(chains=2, warmup=300, draws=300, seed=i + 1)
-        out = small_cvae / f"inpaint{i}" if i == 0 else None
-        result = run_inpaint(small_cvae / "decoder.json", obs, 0.1, settings, "pystan", out)
-        baseline = float(np.sqrt(np.mean((mean_image[missing] - x[i][missing]) ** 2)))
-        results.append((obs, result, baseline))
-    return results
-
 
 def test_inpainting_beats_the_mean_image(inpainted):
     for obs, result, baseline in inpainted:
