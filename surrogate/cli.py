@@ -56,11 +56,6 @@ def main():
 # ----------------------------------------------------------------------------
 # train
 
-TRAIN_OPTIONS = {
-    "dataset", "digits", "train_size", "model", "hidden", "latent", "activation", "output_activation", "loss",
-    "noise_scale", "beta", "kl_warmup", "free_bits", "denoise", "sparsity", "epochs", "batch_size", "lr", "seed", "device",
-}  # fmt: skip
-
 
 @main.command(context_settings=CONTEXT)
 @click.option("--dataset", default="mnist", help="mnist, fashion-mnist or clusters (simulated 2-D).")

@@ -60,11 +60,19 @@ def write_json(path: str | os.PathLike, obj, indent: int | None = 2) -> None:
     write_text(path, json.dumps(json_safe(obj), indent=indent, allow_nan=False) + "\n")
 
 
-def save_figure(fig, path: str | os.PathLike, dpi: int = 100) -> None:
-    """Save a matplotlib figure atomically and close it."""
+def pyplot():
+    """matplotlib.pyplot on the file-only Agg backend (no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def save_figure(fig, path: str | os.PathLike, dpi: int = 100) -> None:
+    """Save a matplotlib figure atomically and close it."""
     buf = io.BytesIO()
     fig.savefig(buf, format=Path(path).suffix.lstrip(".") or "png", dpi=dpi, bbox_inches="tight")
-    plt.close(fig)
+    pyplot().close(fig)
     write_bytes(path, buf.getvalue())

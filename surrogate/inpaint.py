@@ -15,7 +15,7 @@ import numpy as np
 from surrogate.diagnostics import assess, format_summary, import_arviz
 from surrogate.errors import SurrogateError
 from surrogate.export import load_decoder
-from surrogate.fileio import atomic_path, save_figure, write_json, write_text
+from surrogate.fileio import atomic_path, pyplot, save_figure, write_json, write_text
 from surrogate.stan_engine import SamplerSettings, get_engine, to_inference_data
 
 PROGRAM = "inpaint"
@@ -168,10 +168,7 @@ def write_outputs(out: Path, idata, result: dict, obs: Observation, meta: dict, 
 
 def plot_inpainting(path: Path, idata, obs: Observation, shape, by_chain: bool) -> None:
     """Masked input | posterior mean (observed kept) | posterior sd of missing | truth; a row per chain if they disagree."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     y_mis = idata.posterior["y_mis"]
     groups = [(f"chain {c + 1}", y_mis[c : c + 1]) for c in range(y_mis.sizes["chain"])] if by_chain else [("all chains", y_mis)]
@@ -198,10 +195,7 @@ def plot_inpainting(path: Path, idata, obs: Observation, shape, by_chain: bool) 
 
 
 def plot_class_probs(path: Path, idata) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     probs = idata.posterior["class_probs"]
     classes = [str(c) for c in probs["class"].values]
@@ -223,10 +217,7 @@ def plot_class_probs(path: Path, idata) -> None:
 def plot_chains(out: Path, idata) -> None:
     """Trace plot of z and the class weights, rank plots of the log-likelihood and class weights."""
     az = import_arviz()
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     names = [v for v in ("z", "class_probs", "log_lik") if v in idata.posterior]
     axes = az.plot_trace(idata, var_names=names, compact=True, combined=False)

@@ -17,7 +17,7 @@ import numpy as np
 
 from surrogate.diagnostics import RHAT_LIMIT, import_arviz
 from surrogate.errors import SurrogateError
-from surrogate.fileio import save_figure, write_text
+from surrogate.fileio import pyplot, save_figure, write_text
 
 BFMI_LIMIT = 0.3  # E-BFMI below this: the momentum resampling explores energy poorly
 ESS_LIMIT = 400  # bulk/tail ESS below this: estimates too noisy (Vehtari et al. 2021)
@@ -104,9 +104,7 @@ def headline(diag: dict, summary) -> list[tuple[str, str]]:
 def make_figures(fit_dir: Path, idata) -> dict[str, str]:
     """Rank, trace and energy plots for the latent parameters, saved beside the fit."""
     az = import_arviz()
-    import matplotlib
-
-    matplotlib.use("Agg")
+    pyplot()
     names = [v for v in ("z", "theta") if v in idata.posterior][:1]
     figures = {}
     if idata.posterior.sizes["chain"] > 1 and names:

@@ -9,7 +9,7 @@ import torch
 
 from surrogate.data import dataset_info
 from surrogate.errors import SurrogateError
-from surrogate.fileio import save_figure
+from surrogate.fileio import pyplot, save_figure
 from surrogate.train import load_model
 
 
@@ -57,10 +57,7 @@ def decode_prior(
 
 
 def save_sample_grid(samples: np.ndarray, rows: list[str], cols: list[str], image_shape, path: str | Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     r, c, _ = samples.shape
     if image_shape is None:  # real-valued 2-D data: a scatter plot per row

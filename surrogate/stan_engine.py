@@ -13,7 +13,6 @@ import asyncio
 import hashlib
 import os
 import re
-import shutil
 import sys
 import time
 import warnings

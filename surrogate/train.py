@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
@@ -30,7 +29,7 @@ import surrogate
 from surrogate.config import TrainConfig
 from surrogate.data import dataset_info, load_split
 from surrogate.errors import SurrogateError
-from surrogate.fileio import atomic_path, save_figure, write_json, write_text
+from surrogate.fileio import atomic_path, pyplot, save_figure, write_json, write_text
 from surrogate.losses import kl_term, kl_weight, reconstruction
 from surrogate.models import MLPAutoencoder, build_model
 
@@ -167,10 +166,7 @@ def write_metrics(path: Path, rows: list[dict]) -> None:
 
 
 def plot_learning_curves(path: Path, rows: list[dict]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     epochs = [r["epoch"] for r in rows]
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
@@ -269,7 +265,8 @@ def train(
 
     n, bs = len(xt), config.batch_size
     steps = (n + bs - 1) // bs
-    log(f"training {config.model} on {n} {config.dataset} examples ({device}), epochs {start + 1}..{config.epochs}")
+    if start < config.epochs:
+        log(f"training {config.model} on {n} {config.dataset} examples ({device}), epochs {start + 1}..{config.epochs}")
     with flush_denormals():
         for epoch in range(start, config.epochs):
             # --- one epoch over a fresh permutation ---

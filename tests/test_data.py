@@ -133,7 +133,7 @@ def test_offline_download_says_which_files_to_put_where(tmp_path, monkeypatch):
         load_images("mnist", "test")
     message = str(info.value)
     assert "could not be downloaded" in message
-    assert f"Put the four files train-images-idx3-ubyte.gz" in message
+    assert "Put the four files train-images-idx3-ubyte.gz" in message
     assert str(tmp_path / "surrogate" / "mnist") in message
 
 

@@ -13,7 +13,7 @@ from conftest import N_DIGITS, random_model, softmax
 from surrogate.data import load_split
 from surrogate.errors import SurrogateError
 from surrogate.export import decoder_stan_data, load_decoder
-from surrogate.inpaint import Observation, random_mask, run_inpaint, stan_data
+from surrogate.inpaint import Observation, random_mask, stan_data
 from surrogate.stan_engine import CmdStanEngine, PyStanEngine, SamplerSettings, get_engine, program_file, stan_dir
 
 pytestmark = pytest.mark.stan
