@@ -57,7 +57,7 @@ def forget_compiled_model() -> None:
 def measure(decoder: Path, chains: int, args) -> dict:
     az = import_arviz()
     obs = observation_from_mnist("mnist", "valid", 0, random_mask(784, 0.5, 2))
-    settings = SamplerSettings(chains=chains, warmup=args.warmup, draws=args.draws, seed=args.seed)
+    settings = SamplerSettings(chains=chains, warmup=args.warmup, draws=args.draws, seed=args.seed, dense_metric=args.dense_metric)
     result = run_inpaint(decoder, obs, 0.1, settings, args.engine)
     idata, a = result.idata, result.assessment
     t = a["timing"]
@@ -70,6 +70,8 @@ def measure(decoder: Path, chains: int, args) -> dict:
     sampling_wall = max(t["sampling_s"])
     return {
         "chains": chains,
+        "warmup": args.warmup,
+        "dense_metric": args.dense_metric,
         "engine": a["engine"],
         "compile_s": round(t["compile_s"], 2),
         "warmup_s_per_chain": t["warmup_s"],
@@ -113,6 +115,7 @@ if __name__ == "__main__":
     parser.add_argument("--warmup", type=int, default=1000)
     parser.add_argument("--draws", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--dense-metric", action="store_true", help="adapt a dense mass matrix")
     parser.add_argument("--engine", default="pystan")
     parser.add_argument("--fresh-compile", action="store_true", help="delete the cached build first (times a compile)")
     parser.add_argument("--json", help="also write the results here")

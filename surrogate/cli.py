@@ -155,7 +155,7 @@ def sampler_options(fn):
         click.option("--adapt-delta", type=float, default=0.8, help="Target acceptance rate."),
         click.option("--max-treedepth", type=int, default=10),
         click.option("--init", "init_radius", type=float, help="Inits uniform in (-R, R)  [default: Stan's 2]"),
-        click.option("--dense-metric", is_flag=True, help="Adapt a dense mass matrix."),
+        click.option("--dense-metric", is_flag=True, help="Adapt a dense mass matrix (engine cmdstan only)."),
         click.option("--engine", default="auto", help="auto (CmdStan if installed, else PyStan), cmdstan or pystan."),
     ]
     for option in reversed(options):

@@ -185,6 +185,9 @@ class PyStanEngine:
 
     def run(self, program: str, data: dict, settings: SamplerSettings, fixed_param: bool = False) -> StanFit:
         settings.validate()
+        if settings.dense_metric:
+            raise SurrogateError("dense_metric is not available with engine pystan (httpstan runs only "
+                                 "hmc_nuts_diag_e_adapt); use --engine cmdstan or the default diagonal metric")  # fmt: skip
         t0 = time.perf_counter()
         model = self.build(program, data, settings.seed)
         compile_s = time.perf_counter() - t0
@@ -199,8 +202,6 @@ class PyStanEngine:
                 fit = model.fixed_param(**kwargs)
             else:
                 kwargs.update(num_warmup=settings.warmup, delta=settings.adapt_delta, max_depth=settings.max_treedepth)
-                if settings.dense_metric:
-                    kwargs["metric"] = "dense_e"
                 fit = model.sample(**kwargs)
         except (ValueError, RuntimeError) as exc:
             raise SurrogateError(f"Stan failed to sample {program}.stan: {first_line(exc)}") from None

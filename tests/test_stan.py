@@ -184,6 +184,8 @@ def test_engine_selection_errors(monkeypatch):
         CmdStanEngine()
     with pytest.raises(SurrogateError, match="chains must be a positive integer, found 0"):
         SamplerSettings(chains=0).validate()
+    with pytest.raises(SurrogateError, match="dense_metric is not available with engine pystan"):
+        PyStanEngine().run("inpaint", {}, SamplerSettings(dense_metric=True))
 
 
 def test_pystan_refuses_a_running_event_loop():
