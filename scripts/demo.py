@@ -1,4 +1,4 @@
-"""The main job: train the blog's CVAE on MNIST, export its decoder, inpaint a digit with Stan.
+"""The main job: train the blog's CVAE on MNIST, export its decoder, inpaint a digit with Stan, report.
 
     python scripts/demo.py [--out runs/demo] [--epochs 10] [--chains 4]
 
@@ -15,6 +15,7 @@ from surrogate.config import TrainConfig
 from surrogate.diagnostics import format_summary
 from surrogate.export import export_decoder
 from surrogate.inpaint import observation_from_mnist, random_mask, run_inpaint
+from surrogate.report import build_report
 from surrogate.sample import sample
 from surrogate.stan_engine import SamplerSettings
 
@@ -44,7 +45,10 @@ def main(args):
     timing = result.assessment["timing"]
     print(format_summary(result.assessment))
     print(f"Stan: compile/load {timing['compile_s']:.1f}s, warmup+sampling {timing['wall_s']:.1f}s ({result.assessment['engine']})")
+    # --- 4. a shareable report of the fit ---
+    html_path, _ = build_report(out / "inpaint")
     print(f"figures: {run / 'samples.png'}, {run / 'learning_curves.png'}, {out / 'inpaint' / 'inpaint.png'}, {out / 'inpaint' / 'class_probs.png'}")
+    print(f"report: {html_path} (self-contained) and {html_path.with_suffix('.md')}")
     print(f"demo finished in {time.perf_counter() - t0:.0f}s")
 
 
