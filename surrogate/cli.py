@@ -199,7 +199,8 @@ def inpaint(decoder_json, mnist_index, split, dataset, image, missing, mask_seed
     click.echo(f"inpainting {obs.source}: {int(mask.sum())} of {d} values missing; {chains} chains ({engine} engine)")
     result = run_inpaint(decoder_json, obs, None if estimate_sigma else sigma, settings, engine, out)
     click.echo(format_summary(result.assessment))
-    click.echo(f"outputs in {out}: posterior.nc, summary.csv, inpaint.png, class_probs.png, trace.png, rank.png")
+    written = [n for n in ("posterior.nc", "summary.csv", "inpaint.png", "class_probs.png", "trace.png", "rank.png") if (out / n).exists()]
+    click.echo(f"outputs in {out}: {', '.join(written)}; `surrogate report {out}` writes a shareable report")
 
 
 @main.command(context_settings=CONTEXT)
