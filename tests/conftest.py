@@ -17,7 +17,14 @@ warnings.filterwarnings("ignore", category=FutureWarning, module="arviz")
 
 @pytest.fixture(scope="session")
 def mnist_dir() -> Path:
-    """The MNIST folder ($SURROGATE_DATA_DIR in CI); the tests read the real files."""
+    """The MNIST folder ($SURROGATE_DATA_DIR in CI); the tests read the real files.
+
+    Where no folder holds them they are downloaded into the cache, or the offline
+    error says which files to put where.
+    """
+    from surrogate.data.mnist import load_images
+
+    load_images("mnist", "test", limit=1)
     folder, _ = resolve_data_dir("mnist")
     return folder
 
