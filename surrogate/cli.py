@@ -174,11 +174,14 @@ def sampler_options(fn):
 @click.option("--mask", "mask_file", type=click.Path(dir_okay=False, path_type=Path), help=".npy/.png mask, nonzero = missing.")
 @click.option("--sigma", type=float, default=0.1, help="Noise sd of the observed pixels.")
 @click.option("--estimate-sigma", is_flag=True, help="Estimate sigma (half-normal prior) instead.")
+@click.option("--class-model", default="softmax", type=click.Choice(["softmax", "per-class"]),
+              help="softmax: the blog's relaxed class weights in one model; per-class: a fit per class, "
+                   "weighed by marginal likelihoods (exact class posterior, C times the cost).")  # fmt: skip
 @sampler_options
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), help="MNIST folder for --mnist-index.")
 @user_errors
-def inpaint(decoder_json, mnist_index, split, dataset, image, missing, mask_seed, mask_file, sigma, estimate_sigma,
+def inpaint(decoder_json, mnist_index, split, dataset, image, missing, mask_seed, mask_file, sigma, estimate_sigma, class_model,
             chains, warmup, draws, seed, adapt_delta, max_treedepth, init_radius, dense_metric, engine, out, data_dir):  # fmt: skip
     """Inpaint a masked image with Stan's NUTS over the decoder's latent space."""
     from surrogate.diagnostics import format_summary
@@ -197,6 +200,18 @@ def inpaint(decoder_json, mnist_index, split, dataset, image, missing, mask_seed
         obs = observation_from_mnist(dataset or meta.get("dataset", "mnist"), split, mnist_index, mask, data_dir)
     settings = SamplerSettings(chains, warmup, draws, seed, adapt_delta, max_treedepth, init_radius, dense_metric)
     click.echo(f"inpainting {obs.source}: {int(mask.sum())} of {d} values missing; {chains} chains ({engine} engine)")
+    if class_model == "per-class":
+        from surrogate.per_class import format_per_class, run_per_class, summarize, write_per_class_outputs
+
+        if estimate_sigma:
+            raise SurrogateError("--class-model per-class needs a fixed --sigma, found --estimate-sigma")
+        classes = meta.get("classes") or [str(c) for c in range(decoder["C"])]
+        pc = run_per_class(decoder, obs, sigma, settings, engine)
+        summary = summarize(pc, classes, obs.y if obs.truth_known else None, obs.missing)
+        write_per_class_outputs(out, pc, summary, obs, meta, classes)
+        click.echo(format_per_class(summary, classes))
+        click.echo(f"outputs in {out}: posterior.nc, diagnostics.json, summary.txt, class_probs.png, inpaint.png")
+        return
     result = run_inpaint(decoder_json, obs, None if estimate_sigma else sigma, settings, engine, out)
     click.echo(format_summary(result.assessment))
     written = [n for n in ("posterior.nc", "summary.csv", "inpaint.png", "class_probs.png", "trace.png", "rank.png") if (out / n).exists()]

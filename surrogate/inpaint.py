@@ -168,19 +168,24 @@ def write_outputs(out: Path, idata, result: dict, obs: Observation, meta: dict, 
 
 def plot_inpainting(path: Path, idata, obs: Observation, shape, by_chain: bool) -> None:
     """Masked input | posterior mean (observed kept) | posterior sd of missing | truth; a row per chain if they disagree."""
-    plt = pyplot()
-
     y_mis = idata.posterior["y_mis"]
     groups = [(f"chain {c + 1}", y_mis[c : c + 1]) for c in range(y_mis.sizes["chain"])] if by_chain else [("all chains", y_mis)]
+    rows = [(name, d.mean(("chain", "draw")).values, d.std(("chain", "draw")).values) for name, d in groups]
+    plot_imputations(path, obs, shape, rows)
+
+
+def plot_imputations(path: Path, obs: Observation, shape, rows: list[tuple[str, np.ndarray, np.ndarray]]) -> None:
+    """One row per (name, mean of the missing values, their sd): input | mean | sd | truth."""
+    plt = pyplot()
     masked = np.repeat(np.clip(obs.y, 0, 1)[:, None], 3, axis=1) * 0.85
     masked[obs.missing] = (0.15, 0.35, 0.85)  # missing pixels in blue
     ncol = 4 if obs.truth_known else 3
-    fig, axes = plt.subplots(len(groups), ncol, figsize=(2.4 * ncol, 2.4 * len(groups)), squeeze=False)
-    for row, (name, draws) in enumerate(groups):
+    fig, axes = plt.subplots(len(rows), ncol, figsize=(2.4 * ncol, 2.4 * len(rows)), squeeze=False)
+    for row, (name, mis_mean, mis_sd) in enumerate(rows):
         mean = obs.y.copy()
-        mean[obs.missing] = draws.mean(("chain", "draw")).values
+        mean[obs.missing] = mis_mean
         sd = np.zeros_like(obs.y)
-        sd[obs.missing] = draws.std(("chain", "draw")).values
+        sd[obs.missing] = mis_sd
         panels = [(masked.reshape(*shape, 3), "input (missing in blue)", None), (mean.reshape(shape), f"posterior mean ({name})", "gray"),
                   (sd.reshape(shape), "posterior sd (missing)", "magma")]  # fmt: skip
         if obs.truth_known:
