@@ -33,6 +33,10 @@ def load_fit_dir(fit_dir: Path):
     if not (fit_dir / "posterior.nc").is_file():
         raise SurrogateError(f"{fit_dir} is not a fit directory: it has no posterior.nc")
     idata = az.from_netcdf(fit_dir / "posterior.nc")
+    if "sample_stats" not in idata.groups():
+        kind = idata.attrs.get("class_model", "this fit")
+        raise SurrogateError(f"{fit_dir}/posterior.nc has no sampler diagnostics ({kind}); its results are in "
+                             "summary.txt and diagnostics.json")  # fmt: skip
     summary = pd.read_csv(fit_dir / "summary.csv", index_col=0) if (fit_dir / "summary.csv").is_file() else az.summary(idata)
     diag = json.loads((fit_dir / "diagnostics.json").read_text()) if (fit_dir / "diagnostics.json").is_file() else {}
     return idata, summary, diag

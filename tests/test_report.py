@@ -70,3 +70,11 @@ def test_report_renders_in_chromium(report):
     pixels = np.asarray(Image.open(out).convert("L"), dtype=float)
     assert pixels.shape == (1600, 1000)
     assert pixels.std() > 10 and (pixels < 128).mean() > 0.01  # text and figures, not a blank page
+
+
+def test_report_refuses_a_fit_without_sampler_diagnostics(tmp_path):
+    import arviz as az
+
+    az.from_dict(posterior={"z": np.zeros((1, 5, 2))}, attrs={"class_model": "per-class"}).to_netcdf(str(tmp_path / "posterior.nc"))
+    with pytest.raises(SurrogateError, match=r"has no sampler diagnostics \(per-class\); its results are in summary.txt"):
+        build_report(tmp_path)
