@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from surrogate.diagnostics import import_arviz, rmse
+from surrogate.diagnostics import RHAT_LIMIT, import_arviz, rmse
 from surrogate.errors import SurrogateError
 from surrogate.export import torch_decoder
 from surrogate.inpaint import Observation, stan_data
@@ -142,9 +142,9 @@ def summarize(result: PerClassResult, classes: list[str], truth: np.ndarray | No
     bad_k = [classes[i] for i, k in enumerate(result.pareto_k) if k > PARETO_K_LIMIT and result.class_probs[i] > 1e-3]
     if bad_k:
         notes.append(f"Pareto k̂ > {PARETO_K_LIMIT} for classes {', '.join(bad_k)}: their marginal likelihoods are unreliable; run more draws")
-    unsettled = [classes[r["class"]] for r in result.per_class if r["max_rhat"] > 1.01 and result.class_probs[r["class"]] > 1e-3]
+    unsettled = [classes[r["class"]] for r in result.per_class if r["max_rhat"] > RHAT_LIMIT and result.class_probs[r["class"]] > 1e-3]
     if unsettled:
-        notes.append(f"the fits of classes {', '.join(unsettled)} (posterior weight > 0.001) have R-hat > 1.01: "
+        notes.append(f"the fits of classes {', '.join(unsettled)} (posterior weight > 0.001) have R-hat > {RHAT_LIMIT}: "
                      "z given the class is not converged; run more warmup and draws")  # fmt: skip
     if out["divergences"]:
         notes.append(f"{out['divergences']} divergent transitions across the per-class fits: raise --adapt-delta")
