@@ -176,12 +176,14 @@ def sampler_options(fn):
 @click.option("--estimate-sigma", is_flag=True, help="Estimate sigma (half-normal prior) instead.")
 @click.option("--class-model", default="softmax", type=click.Choice(["softmax", "per-class"]),
               help="softmax: the blog's relaxed class weights in one model; per-class: a fit per class, "
-                   "weighed by marginal likelihoods (exact class posterior, C times the cost).")  # fmt: skip
+                   "weighed by marginal likelihoods (exact class posterior).")  # fmt: skip
+@click.option("--class-screen", type=float, default=30.0,
+              help="per-class: fit only classes whose Laplace log evidence is within this many nats of the best (inf: all).")  # fmt: skip
 @sampler_options
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), help="MNIST folder for --mnist-index.")
 @user_errors
-def inpaint(decoder_json, mnist_index, split, dataset, image, missing, mask_seed, mask_file, sigma, estimate_sigma, class_model,
+def inpaint(decoder_json, mnist_index, split, dataset, image, missing, mask_seed, mask_file, sigma, estimate_sigma, class_model, class_screen,
             chains, warmup, draws, seed, adapt_delta, max_treedepth, init_radius, dense_metric, engine, out, data_dir):  # fmt: skip
     """Inpaint a masked image with Stan's NUTS over the decoder's latent space."""
     from surrogate.diagnostics import format_summary
@@ -206,7 +208,7 @@ def inpaint(decoder_json, mnist_index, split, dataset, image, missing, mask_seed
         if estimate_sigma:
             raise SurrogateError("--class-model per-class needs a fixed --sigma, found --estimate-sigma")
         classes = meta.get("classes") or [str(c) for c in range(decoder["C"])]
-        pc = run_per_class(decoder, obs, sigma, settings, engine)
+        pc = run_per_class(decoder, obs, sigma, settings, engine, screen=class_screen)
         summary = summarize(pc, classes, obs.y if obs.truth_known else None, obs.missing)
         write_per_class_outputs(out, pc, summary, obs, meta, classes)
         click.echo(format_per_class(summary, classes))

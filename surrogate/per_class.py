@@ -73,6 +73,49 @@ def log_evidence(decoder: dict, obs: Observation, sigma: float, z_draws: np.ndar
     return float(logsumexp(log_w) - np.log(n)), float(k_hat)
 
 
+def laplace_evidence(decoder: dict, obs: Observation, sigma: float, starts: int = 4, seed: int = 0) -> tuple[float, np.ndarray]:
+    """(Laplace approximation of log p(y), the MAP z) from the best of ``starts`` L-BFGS runs.
+
+    Used only to screen classes: a class whose Laplace evidence is far below the best
+    one's gets no full fit (see :func:`run_per_class`).
+    """
+    import torch
+
+    observed = torch.from_numpy(~obs.missing)
+    y = torch.from_numpy(obs.y)[observed]
+    net = torch_decoder(decoder)
+    K = decoder["K"]
+
+    def neg_log_joint(z):
+        mean = net(z[None])[0][observed]
+        return 0.5 * (((y - mean) / sigma) ** 2).sum() + 0.5 * (z**2).sum()
+
+    gen = torch.Generator().manual_seed(seed)
+    best = None
+    for _ in range(starts):
+        z = torch.randn(K, dtype=torch.float64, generator=gen).requires_grad_(True)
+        opt = torch.optim.LBFGS([z], max_iter=200, line_search_fn="strong_wolfe", tolerance_grad=1e-9)
+
+        def closure():
+            opt.zero_grad()
+            loss = neg_log_joint(z)
+            loss.backward()
+            return loss
+
+        opt.step(closure)
+        value = float(neg_log_joint(z))
+        if best is None or value < best[0]:
+            best = (value, z.detach().clone())
+    value, z_map = best
+    hessian = torch.autograd.functional.hessian(neg_log_joint, z_map).numpy()
+    sign, logdet = np.linalg.slogdet(hessian)
+    if sign <= 0:
+        logdet = np.inf  # not a maximum: give the class no weight in the screen
+    n_obs = int((~obs.missing).sum())
+    const = -n_obs * (np.log(sigma) + 0.5 * np.log(2 * np.pi)) - 0.5 * K * np.log(2 * np.pi)
+    return float(-value + const + 0.5 * K * np.log(2 * np.pi) - 0.5 * logdet), z_map.numpy()
+
+
 @dataclass
 class PerClassResult:
     class_probs: np.ndarray  # p(c | y)
@@ -80,13 +123,19 @@ class PerClassResult:
     pareto_k: np.ndarray
     y_mis_mean: np.ndarray  # mixture posterior mean of the missing values
     y_mis_sd: np.ndarray
-    per_class: list[dict]  # each class's own fit diagnostics
-    draws: dict  # name -> (chain, draw, class, ...) arrays
+    per_class: list[dict]  # each class's own fit diagnostics (or its Laplace screen)
+    draws: dict  # name -> (chain, draw, fitted class, ...) arrays
+    fitted: list[int]  # classes that got a NUTS fit
 
 
 def run_per_class(decoder: dict, obs: Observation, sigma: float, settings: SamplerSettings | None = None,
-                  engine: str = "auto", n_importance: int = 4000) -> PerClassResult:  # fmt: skip
-    """Fit every class given the image, then weigh the fits by their marginal likelihoods."""
+                  engine: str = "auto", n_importance: int = 4000, screen: float | None = 30.0) -> PerClassResult:  # fmt: skip
+    """Fit the plausible classes given the image, then weigh the fits by their marginal likelihoods.
+
+    ``screen``: classes whose Laplace log evidence is more than this many nats below the
+    best class's get no NUTS fit; their Laplace value stands in (a relative weight below
+    exp(-screen)). ``None`` fits every class.
+    """
     az = import_arviz()
     if decoder["C"] == 0:
         raise SurrogateError("class model per-class needs a conditional decoder (C > 0); this one has C = 0")
@@ -94,8 +143,15 @@ def run_per_class(decoder: dict, obs: Observation, sigma: float, settings: Sampl
         raise SurrogateError(f"class model per-class needs a fixed positive sigma, found {sigma}")
     settings = settings or SamplerSettings(chains=2, warmup=500, draws=500)
     runner = get_engine(engine)
+    laplace = np.array([laplace_evidence(fix_class(decoder, c), obs, sigma, seed=settings.seed)[0] for c in range(decoder["C"])])
+    fitted = [c for c in range(decoder["C"]) if screen is None or laplace[c] >= laplace.max() - screen]
     log_z, k_hat, rows, zs, mis = [], [], [], [], []
     for c in range(decoder["C"]):
+        if c not in fitted:
+            log_z.append(float(laplace[c]))
+            k_hat.append(float("nan"))
+            rows.append({"class": c, "log_evidence": float(laplace[c]), "laplace_log_evidence": float(laplace[c]), "fitted": False})
+            continue
         fixed = fix_class(decoder, c)
         fit = runner.run("inpaint", stan_data(fixed, obs, sigma), settings)
         z, y_mis = fit.draws["theta"], fit.draws["y_mis"]
@@ -107,19 +163,21 @@ def run_per_class(decoder: dict, obs: Observation, sigma: float, settings: Sampl
         lz, k = log_evidence(fixed, obs, sigma, z.reshape(-1, z.shape[-1]), n_importance, seed=settings.seed + c)
         log_z.append(lz)
         k_hat.append(k)
-        rows.append({"class": c, "log_evidence": lz, "pareto_k": k, "max_rhat": rhat, "min_ess_bulk": ess,
-                     **fit.sampler_problems(), "sampling_s": float(max(fit.timing["sampling_s"]))})  # fmt: skip
+        rows.append({"class": c, "log_evidence": lz, "laplace_log_evidence": float(laplace[c]), "fitted": True, "pareto_k": k,
+                     "max_rhat": rhat, "min_ess_bulk": ess, **fit.sampler_problems(), "sampling_s": float(max(fit.timing["sampling_s"]))})  # fmt: skip
         zs.append(z)
         mis.append(y_mis)
     log_z = np.array(log_z)
     probs = np.exp(log_z - log_z.max())
     probs /= probs.sum()
-    means = np.stack([m.mean(axis=(0, 1)) for m in mis])  # [C, M]
+    # the mixture over the fitted classes (screened-out classes weigh < exp(-screen))
+    w = probs[fitted] / probs[fitted].sum()
+    means = np.stack([m.mean(axis=(0, 1)) for m in mis])  # [fitted, M]
     second = np.stack([(m**2).mean(axis=(0, 1)) for m in mis])
-    mix_mean = probs @ means
-    mix_sd = np.sqrt(np.maximum(probs @ second - mix_mean**2, 0.0))
+    mix_mean = w @ means
+    mix_sd = np.sqrt(np.maximum(w @ second - mix_mean**2, 0.0))
     draws = {"z": np.stack(zs, axis=2), "y_mis": np.stack(mis, axis=2)}
-    return PerClassResult(probs, log_z, np.array(k_hat), mix_mean, mix_sd, rows, draws)
+    return PerClassResult(probs, log_z, np.array(k_hat), mix_mean, mix_sd, rows, draws, fitted)
 
 
 def summarize(result: PerClassResult, classes: list[str], truth: np.ndarray | None, missing: np.ndarray) -> dict:
@@ -133,16 +191,18 @@ def summarize(result: PerClassResult, classes: list[str], truth: np.ndarray | No
         "log_evidence": result.log_evidence.tolist(),
         "pareto_k": result.pareto_k.tolist(),
         "per_class": result.per_class,
-        "max_rhat_weighted": float(np.nanmax([r["max_rhat"] for r in result.per_class if result.class_probs[r["class"]] > 1e-3] or [np.nan])),
-        "divergences": int(sum(r["divergences"] for r in result.per_class)),
+        "fitted_classes": [classes[c] for c in result.fitted],
+        "max_rhat_weighted": float(np.nanmax([r["max_rhat"] for r in result.per_class if r["fitted"] and result.class_probs[r["class"]] > 1e-3] or [np.nan])),
+        "divergences": int(sum(r["divergences"] for r in result.per_class if r["fitted"])),
     }
     if truth is not None:
         out["rmse_missing"] = rmse(result.y_mis_mean, truth[missing])
     notes = []
-    bad_k = [classes[i] for i, k in enumerate(result.pareto_k) if k > PARETO_K_LIMIT and result.class_probs[i] > 1e-3]
+    bad_k = [classes[i] for i, k in enumerate(result.pareto_k) if np.isfinite(k) and k > PARETO_K_LIMIT and result.class_probs[i] > 1e-3]
     if bad_k:
         notes.append(f"Pareto k̂ > {PARETO_K_LIMIT} for classes {', '.join(bad_k)}: their marginal likelihoods are unreliable; run more draws")
-    unsettled = [classes[r["class"]] for r in result.per_class if r["max_rhat"] > RHAT_LIMIT and result.class_probs[r["class"]] > 1e-3]
+    fits = [r for r in result.per_class if r["fitted"]]
+    unsettled = [classes[r["class"]] for r in fits if r["max_rhat"] > RHAT_LIMIT and result.class_probs[r["class"]] > 1e-3]
     if unsettled:
         notes.append(f"the fits of classes {', '.join(unsettled)} (posterior weight > 0.001) have R-hat > {RHAT_LIMIT}: "
                      "z given the class is not converged; run more warmup and draws")  # fmt: skip
@@ -156,11 +216,14 @@ def format_per_class(summary: dict, classes: list[str]) -> str:
     lines = [f"predicted class     {summary['predicted_class']} (p(c | y) = {summary['predicted_prob']:.3f}, per-class fits + marginal likelihoods)"]
     if "rmse_missing" in summary:
         lines.append(f"imputation RMSE     {summary['rmse_missing']:.4f} on missing pixels (mixture over classes)")
-    lines.append(f"per-class fits      max R-hat {summary['max_rhat_weighted']:.3f} (classes with p > 0.001), divergences {summary['divergences']}")
+    lines.append(f"per-class fits      classes {', '.join(summary['fitted_classes'])} fitted (others screened out by Laplace evidence); "
+                 f"max R-hat {summary['max_rhat_weighted']:.3f} (classes with p > 0.001), divergences {summary['divergences']}")
     order = np.argsort(summary["class_posterior"])[::-1][:3]
     lines.append("top classes:")
     for i in order:
-        lines.append(f"  class {classes[i]}  p = {summary['class_posterior'][i]:.4f}  log p(y | c) = {summary['log_evidence'][i]:.2f}  k̂ = {summary['pareto_k'][i]:.2f}")
+        k = summary["pareto_k"][i]
+        how = f"k̂ = {k:.2f}" if k is not None and np.isfinite(k) else "Laplace, not fitted"
+        lines.append(f"  class {classes[i]}  p = {summary['class_posterior'][i]:.4f}  log p(y | c) = {summary['log_evidence'][i]:.2f}  {how}")
     lines += [f"WARNING: {w}" for w in summary["warnings"]]
     return "\n".join(lines)
 
@@ -180,8 +243,9 @@ def write_per_class_outputs(out, result: PerClassResult, summary: dict, obs: Obs
         posterior=result.draws,
         constant_data={"class_posterior": result.class_probs, "log_evidence": result.log_evidence,
                        "pareto_k": result.pareto_k, "missing": obs.missing},  # fmt: skip
-        coords={"class": classes, "latent": np.arange(K), "missing_pixel": np.flatnonzero(obs.missing), "pixel": np.arange(obs.y.size)},
-        dims={"z": ["class", "latent"], "y_mis": ["class", "missing_pixel"], "class_posterior": ["class"],
+        coords={"class": classes, "fitted_class": [classes[c] for c in result.fitted], "latent": np.arange(K),
+                "missing_pixel": np.flatnonzero(obs.missing), "pixel": np.arange(obs.y.size)},  # fmt: skip
+        dims={"z": ["fitted_class", "latent"], "y_mis": ["fitted_class", "missing_pixel"], "class_posterior": ["class"],
               "log_evidence": ["class"], "pareto_k": ["class"], "missing": ["pixel"]},  # fmt: skip
         attrs={"class_model": "per-class", "source": obs.source},
     )
