@@ -203,15 +203,11 @@ def inpaint(decoder_json, mnist_index, split, dataset, image, missing, mask_seed
     settings = SamplerSettings(chains, warmup, draws, seed, adapt_delta, max_treedepth, init_radius, dense_metric)
     click.echo(f"inpainting {obs.source}: {int(mask.sum())} of {d} values missing; {chains} chains ({engine} engine)")
     if class_model == "per-class":
-        from surrogate.per_class import format_per_class, run_per_class, summarize, write_per_class_outputs
+        from surrogate.per_class import inpaint_per_class
 
         if estimate_sigma:
             raise SurrogateError("--class-model per-class needs a fixed --sigma, found --estimate-sigma")
-        classes = meta.get("classes") or [str(c) for c in range(decoder["C"])]
-        pc = run_per_class(decoder, obs, sigma, settings, engine, screen=class_screen)
-        summary = summarize(pc, classes, obs.y if obs.truth_known else None, obs.missing)
-        write_per_class_outputs(out, pc, summary, obs, meta, classes)
-        click.echo(format_per_class(summary, classes))
+        click.echo(inpaint_per_class(decoder, meta, obs, sigma, settings, engine, class_screen, out)["text"])
         click.echo(f"outputs in {out}: posterior.nc, diagnostics.json, summary.txt, class_probs.png, inpaint.png")
         return
     result = run_inpaint(decoder_json, obs, None if estimate_sigma else sigma, settings, engine, out)

@@ -263,3 +263,15 @@ def write_per_class_outputs(out, result: PerClassResult, summary: dict, obs: Obs
     ax.set_ylim(0, 1)
     fig.tight_layout()
     save_figure(fig, out / "class_probs.png")
+
+
+def inpaint_per_class(decoder: dict, meta: dict, obs: Observation, sigma: float, settings: SamplerSettings,
+                      engine: str = "auto", screen: float | None = 30.0, out=None) -> dict:  # fmt: skip
+    """Run :func:`run_per_class`, summarise it and write the outputs to ``out`` when given."""
+    classes = meta.get("classes") or [str(c) for c in range(decoder["C"])]
+    result = run_per_class(decoder, obs, sigma, settings, engine, screen=screen)
+    summary = summarize(result, classes, obs.y if obs.truth_known else None, obs.missing)
+    if out is not None:
+        write_per_class_outputs(out, result, summary, obs, meta, classes)
+    summary["text"] = format_per_class(summary, classes)
+    return summary

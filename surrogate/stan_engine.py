@@ -111,10 +111,6 @@ class StanFit:
     timing: dict = field(default_factory=dict)  # compile_s, warmup_s / sampling_s (per chain), wall_s
     versions: dict = field(default_factory=dict)
 
-    @property
-    def n_chains(self) -> int:
-        return next(iter(self.stats.values())).shape[0]
-
     def sampler_problems(self) -> dict:
         """Counts of divergent transitions and tree-depth hits, per chain and in all."""
         div = self.stats["diverging"].sum(axis=1)
