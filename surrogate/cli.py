@@ -58,16 +58,22 @@ def main():
 
 
 @main.command(context_settings=CONTEXT)
-@click.option("--dataset", default="mnist", help="mnist, fashion-mnist or clusters (simulated 2-D).")
+@click.option("--dataset", default="mnist", help="mnist, fashion-mnist, clusters (simulated 2-D), gp1d or gp2d (GP prior draws).")
 @click.option("--digits", callback=int_list, help="Keep only these labels, e.g. 5 or 3,5.")
 @click.option("--train-size", type=int, help="Use the first N training examples  [default: all 50,000]")
-@click.option("--model", default="cvae", help="ae, vae or cvae (conditioned on the one-hot label).")
+@click.option("--grid", type=int, help="GP: points per axis, n (gp1d) or n x n cells (gp2d)  [default: 100 / 20]")
+@click.option("--kernel", default="matern52", help="GP kernel: rbf, matern12, matern32 or matern52.")
+@click.option("--lengthscale", default="0.2", callback=float_list, help="GP lengthscale: fixed, or lo,hi for Uniform(lo, hi) (needed by a cvae).")
+@click.option("--variance", default="1.0", callback=float_list, help="GP marginal variance: fixed, or lo,hi for Uniform(lo, hi).")
+@click.option("--epoch-size", type=int, default=10_000, help="GP: fresh prior draws per epoch.")
+@click.option("--valid-size", type=int, default=2_000, help="GP: fixed validation draws.")
+@click.option("--model", default="cvae", help="ae, vae or cvae (conditioned on the one-hot label; on the lengthscale for GP data).")
 @click.option("--hidden", default="400,200,100", callback=int_list, help="Encoder widths (1-4 layers); the decoder mirrors them.")
 @click.option("--latent", type=int, default=15, help="Latent dimension K.")
 @click.option("--activation", default="elu", help="Hidden activation: elu, tanh, relu or softplus.")
 @click.option("--output-activation", help="sigmoid or identity  [default: sigmoid for images]")
 @click.option("--loss", help="Reconstruction loss: bce or gaussian  [default: bce for images]")
-@click.option("--noise-scale", type=float, default=0.1, help="Standard deviation of the gaussian loss.")
+@click.option("--noise-scale", type=float, help="Standard deviation of the gaussian loss  [default: 1 for GP draws, else 0.1]")
 @click.option("--beta", type=float, default=1.0, help="KL weight (beta-VAE).")
 @click.option("--kl-warmup", type=float, default=0.0, help="Epochs of linear KL warm-up from 0 to beta.")
 @click.option("--free-bits", type=float, default=0.0, help="Nats per latent dimension free of KL penalty.")
@@ -117,6 +123,27 @@ def sample(run_dir, out, n, label, scales, seed):
     from surrogate.sample import sample as run_sample
 
     click.echo(f"wrote {run_sample(run_dir, out, n, label, scales, seed)}")
+
+
+@main.command("check-prior", context_settings=CONTEXT)
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--draws", type=int, default=2000, help="Decoded and exact GP draws per lengthscale.")
+@click.option("--lengthscales", callback=float_list, help="PriorCVAE: lengthscales to check  [default: 10%, 50%, 90% of the training range]")
+@click.option("--max-cov-error", type=float, default=0.2, help="Fail (exit 1) above this relative covariance error.")
+@click.option("--seed", type=int, default=0)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Folder for check_prior.json/.png  [default: RUN_DIR]")
+@user_errors
+def check_prior(run_dir, draws, lengthscales, max_cov_error, seed, out):
+    """Compare a GP surrogate's decoded prior draws with exact GP draws."""
+    from surrogate.gp_check import check_prior as run_check
+    from surrogate.gp_check import format_check
+
+    result = run_check(run_dir, draws, lengthscales, max_cov_error, seed, out or run_dir)
+    click.echo(format_check(result))
+    click.echo(f"wrote {(out or run_dir) / 'check_prior.json'} and check_prior.png")
+    if not result["passed"]:
+        worst = max(r["cov_rel_error"] for r in result["checks"])
+        raise click.ClickException(f"prior check failed: relative covariance error {worst:.3f} > --max-cov-error {max_cov_error}")
 
 
 @main.command(context_settings=CONTEXT)
@@ -225,3 +252,56 @@ def report(fit_dir):
 
     html_path, md_path = build_report(fit_dir)
     click.echo(f"wrote {html_path} and {md_path}")
+
+
+# ----------------------------------------------------------------------------
+# GP models
+
+
+@main.command("gp-simulate", context_settings=CONTEXT)
+@click.option("--dim", type=click.IntRange(1, 2), default=1, help="1 (a curve) or 2 (a map).")
+@click.option("--grid", type=int, default=100, help="Points per axis: n (1-D) or n x n cells (2-D).")
+@click.option("--kernel", default="matern52", help="rbf, matern12, matern32 or matern52.")
+@click.option("--lengthscale", type=float, default=0.2, help="True lengthscale.")
+@click.option("--variance", type=float, default=1.0, help="True marginal variance.")
+@click.option("--intercept", type=float, default=1.0, help="True intercept of the linear predictor.")
+@click.option("--observed", type=float, default=0.15, help="Share of cells observed, at random.")
+@click.option("--likelihood", default="poisson", help="gaussian, poisson (log link) or binomial (logit link).")
+@click.option("--trials", type=int, default=10, help="Binomial trials per observed cell.")
+@click.option("--noise-sd", type=float, default=0.3, help="Gaussian noise sd.")
+@click.option("--seed", type=int, default=1)
+@click.option("-o", "--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="JSON data set to write.")
+@user_errors
+def gp_simulate(dim, grid, kernel, lengthscale, variance, intercept, observed, likelihood, trials, noise_sd, seed, out):
+    """Simulate a data set from a known GP (the true field is kept for scoring)."""
+    from surrogate.fileio import write_json
+    from surrogate.gp_fit import simulate
+
+    data = simulate(dim, grid, kernel, lengthscale, variance, observed, likelihood, intercept, trials, noise_sd, seed)
+    write_json(out, data, indent=None)
+    click.echo(f"wrote {out}: {len(data['obs_idx'])} of {grid**dim} cells observed ({likelihood})")
+
+
+@main.command("gp-fit", context_settings=CONTEXT)
+@click.argument("data_json", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--model", default="surrogate", type=click.Choice(["surrogate", "exact", "hsgp"]), help="The GP prior.")
+@click.option("--decoder", type=click.Path(dir_okay=False, path_type=Path), help="decoder.json of a gp1d/gp2d run (needed by surrogate; sets the priors of the others).")
+@click.option("--kernel", help="exact/hsgp kernel  [default: the decoder's, else the data's truth, else matern52]")
+@click.option("--lengthscale-prior", callback=float_list, help="Uniform lo,hi (one value: fixed)  [default: the decoder's training range, else 0.05,0.5]")
+@click.option("--variance", type=float, help="exact/hsgp marginal variance  [default: the decoder's, else 1]")
+@click.option("--hsgp-m", type=int, help="HSGP basis functions per dimension  [default: Riutort-Mayol et al.'s rule]")
+@click.option("--hsgp-c", type=float, help="HSGP boundary factor  [default: the same rule]")
+@sampler_options
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
+@user_errors
+def gp_fit(data_json, model, decoder, kernel, lengthscale_prior, variance, hsgp_m, hsgp_c,
+           chains, warmup, draws, seed, adapt_delta, max_treedepth, init_radius, dense_metric, engine, out):  # fmt: skip
+    """Fit a surrogate, exact or HSGP model to a GP data set."""
+    from surrogate.gp_fit import fit_gp, format_fit, read_data
+    from surrogate.stan_engine import SamplerSettings
+
+    settings = SamplerSettings(chains, warmup, draws, seed, adapt_delta, max_treedepth, init_radius, dense_metric)
+    result = fit_gp(model, read_data(data_json), settings, engine, out, decoder_json=decoder, kernel=kernel,
+                    lengthscale=lengthscale_prior, variance=variance, hsgp_m=hsgp_m, hsgp_c=hsgp_c)  # fmt: skip
+    click.echo(format_fit(result))
+    click.echo(f"outputs in {out}: posterior.nc, summary.csv, diagnostics.json, field.png" + (", lengthscale.png" if "ell_mean" in result else ""))

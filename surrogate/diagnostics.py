@@ -96,7 +96,8 @@ def assess(idata, problems: dict, truth: np.ndarray | None, missing: np.ndarray,
             f"chains disagree (max R-hat {conv['max_rhat']:.3f}"
             + (f"; chains settle on classes {', '.join(distinct)}" if len(distinct) > 1 else "")
             + "): the posterior is multimodal and each chain sits in one mode. Pooled means mix modes "
-            "in arbitrary proportions and are not posterior estimates; read the per-chain results."
+            "in arbitrary proportions and are not posterior estimates; read the per-chain results, or run "
+            "--class-model per-class, which computes the class posterior exactly (one fit per plausible class)."
         )
     elif n_chains > 1 and conv["max_rhat"] > RHAT_LIMIT:
         warnings_.append(
@@ -141,3 +142,26 @@ def format_summary(result: dict) -> str:
     for w in result["warnings"]:
         lines.append(f"WARNING: {w}")
     return "\n".join(lines)
+
+
+RELIABILITY_BINS = (0.0, 0.5, 0.8, 0.95, 0.99, 1.0)
+
+
+def reliability(probs, labels, bins=RELIABILITY_BINS) -> dict:
+    """Calibration of class posteriors ``probs`` [N, C] against true ``labels`` [N].
+
+    Per bin of the top-class probability: count, mean confidence and accuracy; overall
+    accuracy, mean log score log p(true class), Brier score and the expected calibration
+    error (count-weighted mean |confidence - accuracy|).
+    """
+    probs, labels = np.asarray(probs, dtype=float), np.asarray(labels)
+    conf, hit = probs.max(axis=1), probs.argmax(axis=1) == labels
+    onehot = np.eye(probs.shape[1])[labels]
+    edges = np.array(bins, dtype=float)
+    which = np.clip(np.searchsorted(edges, conf, side="right") - 1, 0, len(edges) - 2)
+    rows = [{"bin": [float(edges[b]), float(edges[b + 1])], "n": int((which == b).sum()), "mean_confidence": float(conf[which == b].mean()),
+             "accuracy": float(hit[which == b].mean())} for b in range(len(edges) - 1) if (which == b).any()]  # fmt: skip
+    p_true = np.clip(probs[np.arange(len(labels)), labels], 1e-300, None)
+    return {"n": int(len(labels)), "accuracy": float(hit.mean()), "mean_log_score": float(np.log(p_true).mean()),
+            "brier": float(((probs - onehot) ** 2).sum(axis=1).mean()),
+            "ece": float(sum(r["n"] * abs(r["mean_confidence"] - r["accuracy"]) for r in rows) / len(labels)), "bins": rows}  # fmt: skip

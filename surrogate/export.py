@@ -18,7 +18,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from surrogate.data import dataset_info
 from surrogate.data.mnist import IMAGE_DATASETS
 from surrogate.errors import SurrogateError
 from surrogate.fileio import write_json, write_text
@@ -75,7 +74,7 @@ def export_decoder(run_dir: str | Path, out: str | Path | None = None) -> tuple[
     model, config, state = load_model(run_dir)
     data = decoder_stan_data(model, config.activation, config.resolved_output_activation)
     out = Path(out) if out else run_dir / "decoder.json"
-    info = dataset_info(config.dataset)
+    info = config.data_info
     meta = {
         "format": DECODER_FORMAT,
         "weights_sha256": weights_hash(data),
@@ -83,7 +82,9 @@ def export_decoder(run_dir: str | Path, out: str | Path | None = None) -> tuple[
         "epoch": state["epoch"],
         "dataset": config.dataset,
         "image_shape": list(info.image_shape) if info.image_shape else None,
-        "classes": list(IMAGE_DATASETS[config.dataset].classes) if config.dataset in IMAGE_DATASETS and model.cond_dim else [str(c) for c in range(model.cond_dim)],
+        "condition": info.condition if model.cond_dim else None,
+        "classes": class_names(config, model.cond_dim),
+        "gp": gp_meta(config) if config.is_gp else None,
         "activation": config.activation,
         "output_activation": config.resolved_output_activation,
         "config": config.to_dict(),
@@ -94,6 +95,20 @@ def export_decoder(run_dir: str | Path, out: str | Path | None = None) -> tuple[
     meta_path = meta_path_for(out)
     write_json(meta_path, meta)
     return out, meta_path
+
+
+def class_names(config, cond_dim: int) -> list[str]:
+    if config.is_gp:
+        return []  # a PriorCVAE is conditioned on the lengthscale, not on classes
+    if config.dataset in IMAGE_DATASETS and cond_dim:
+        return list(IMAGE_DATASETS[config.dataset].classes)
+    return [str(c) for c in range(cond_dim)]
+
+
+def gp_meta(config) -> dict:
+    """The GP prior a PriorVAE/PriorCVAE decoder stands for (read by ``gp-fit`` and ``check-prior``)."""
+    prior = config.gp_prior()
+    return {"dim": prior.dim, "grid": prior.n, "kernel": prior.kernel, "lengthscale": list(prior.lengthscale), "variance": list(prior.variance)}
 
 
 def meta_path_for(decoder_json: str | Path) -> Path:

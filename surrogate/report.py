@@ -21,7 +21,8 @@ from surrogate.fileio import pyplot, save_figure, write_text
 
 BFMI_LIMIT = 0.3  # E-BFMI below this: the momentum resampling explores energy poorly
 ESS_LIMIT = 400  # bulk/tail ESS below this: estimates too noisy (Vehtari et al. 2021)
-DOMAIN_FIGURES = {"inpaint.png": "Inpainting", "class_probs.png": "Class weights (pooled and per chain)"}
+DOMAIN_FIGURES = {"inpaint.png": "Inpainting", "class_probs.png": "Class weights (pooled and per chain)",
+                  "field.png": "The field: posterior mean and 90% interval", "lengthscale.png": "Lengthscale posterior and prior"}  # fmt: skip
 SUMMARY_COLUMNS = ("mean", "sd", "hdi_3%", "hdi_97%", "mcse_mean", "mcse_sd", "ess_bulk", "ess_tail", "r_hat")
 
 
@@ -96,6 +97,10 @@ def headline(diag: dict, summary) -> list[tuple[str, str]]:
         rows.append(("predicted class", f"{pred} ({max(diag['pooled_class_probs']):.3f})" if pred is not None else "no consensus: chains disagree"))
     if "rmse_missing_pooled" in diag:
         rows.append(("imputation RMSE (missing)", f"{diag['rmse_missing_pooled']:.4f}"))
+    if "coverage90" in diag:  # a gp-fit against a known field
+        rows.append(("RMSE of eta vs the truth / 90% coverage", f"{diag['rmse']:.3f} / {100 * diag['coverage90']:.0f}% of cells"))
+    if "ell_mean" in diag:
+        rows.append(("lengthscale (90% interval)", f"{diag['ell_mean']:.3f} ({diag['ell_interval'][0]:.3f}-{diag['ell_interval'][1]:.3f})"))
     rhat = diag.get("max_rhat", summary["r_hat"].max())
     rows.append(("max R-hat", "n/a (one chain)" if rhat is None or not np.isfinite(rhat) else f"{rhat:.3f}"))
     bulk, tail = diag.get("min_ess_bulk", summary["ess_bulk"].min()), diag.get("min_ess_tail", summary["ess_tail"].min())

@@ -339,18 +339,23 @@ def engine_status() -> dict[str, str]:
 # ArviZ
 
 
-def to_inference_data(fit: StanFit, coords=None, dims=None, observed_data=None, constant_data=None, attrs=None):
-    """ArviZ InferenceData with named dims; zero-size variables (e.g. no classes) are left out."""
+def to_inference_data(fit: StanFit, coords=None, dims=None, observed_data=None, constant_data=None, attrs=None, log_likelihood=None):
+    """ArviZ InferenceData with named dims; zero-size variables (e.g. no classes) are left out.
+
+    ``log_likelihood`` names pointwise log-likelihood variables moved to their own group (for LOO).
+    """
     import arviz as az
 
     posterior = {k: v for k, v in fit.draws.items() if v.size}
+    log_lik = {k: posterior.pop(k) for k in (log_likelihood or []) if k in posterior}
     attrs = {**(attrs or {}), **{f"sampler_{k}": str(v) for k, v in asdict(fit.settings).items() if k != "init"},
              **{k: str(v) for k, v in fit.versions.items()}}  # fmt: skip
-    used = set(posterior) | set(observed_data or {}) | set(constant_data or {})
+    used = set(posterior) | set(log_lik) | set(observed_data or {}) | set(constant_data or {})
     dims = {k: v for k, v in (dims or {}).items() if k in used}
     return az.from_dict(
         posterior=posterior,
         sample_stats=fit.stats,
+        log_likelihood=log_lik or None,
         observed_data=observed_data,
         constant_data=constant_data,
         coords=coords,

@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 import surrogate
 from surrogate.config import TrainConfig
-from surrogate.data import dataset_info, load_split
+from surrogate.data import load_split
 from surrogate.errors import SurrogateError
 from surrogate.fileio import atomic_path, pyplot, save_figure, write_json, write_text
 from surrogate.losses import kl_term, kl_weight, reconstruction
@@ -112,7 +112,7 @@ def load_model(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple
     """The trained model of a run directory, its config and its checkpoint."""
     state = load_checkpoint(Path(run_dir) / "checkpoint.pt", map_location=device)
     config = state["config"]
-    info = dataset_info(config.dataset)
+    info = config.data_info
     model = build_model(config, info.dim, info.n_classes, config.resolved_output_activation)
     model.load_state_dict(state["model"])
     return model.to(device).eval(), config, state
@@ -184,11 +184,17 @@ def plot_learning_curves(path: Path, rows: list[dict]) -> None:
 # the loop
 
 
+def gp_draws(prior, config: TrainConfig, count: int, generator, device) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``count`` GP prior draws on ``device``, and their lengthscales as the CVAE condition."""
+    f, ell = prior.sample(count, generator, device=device)
+    return f, (ell[:, None] if config.model == "cvae" else None)
+
+
 def batch_loss(model, config: TrainConfig, x, c, weight: float, generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(loss to minimise, per-example reconstruction, per-example KL) of one batch."""
     inputs = x + config.denoise * torch.randn(x.shape, device=x.device, generator=generator) if config.denoise else x
     out = model(inputs, c, generator=generator)
-    recon = reconstruction(out.x_hat, x, config.resolved_loss, config.noise_scale)
+    recon = reconstruction(out.x_hat, x, config.resolved_loss, config.resolved_noise_scale)
     loss = recon.mean()
     kl = torch.zeros_like(recon)
     if out.logvar is not None:
@@ -237,16 +243,21 @@ def train(
     device = select_device(config.device)
 
     # --- data: the whole split lives on the device; batches are index slices ---
-    info = dataset_info(config.dataset)
-    x_train, y_train = load_split(config.dataset, "train", config.digits, data_dir, config.train_size)
-    x_valid, y_valid = load_split(config.dataset, "valid", config.digits, data_dir)
-    if len(x_train) == 0:
-        raise SurrogateError(f"no training examples for dataset {config.dataset} with digits {config.digits}")
-    xt, xv = torch.from_numpy(x_train).to(device), torch.from_numpy(x_valid).to(device)
-    ct = cv = None
-    if config.model == "cvae":
-        ct = F.one_hot(torch.from_numpy(y_train), info.n_classes).float().to(device)
-        cv = F.one_hot(torch.from_numpy(y_valid), info.n_classes).float().to(device)
+    info = config.data_info
+    if config.is_gp:  # GP prior draws: fixed validation draws, fresh training draws each epoch
+        prior = config.gp_prior()
+        xv, cv = gp_draws(prior, config, config.valid_size, epoch_generator(config.seed, -2, torch.device("cpu")), device)
+        xt = ct = None
+    else:
+        x_train, y_train = load_split(config.dataset, "train", config.digits, data_dir, config.train_size)
+        x_valid, y_valid = load_split(config.dataset, "valid", config.digits, data_dir)
+        if len(x_train) == 0:
+            raise SurrogateError(f"no training examples for dataset {config.dataset} with digits {config.digits}")
+        xt, xv = torch.from_numpy(x_train).to(device), torch.from_numpy(x_valid).to(device)
+        ct = cv = None
+        if config.model == "cvae":
+            ct = F.one_hot(torch.from_numpy(y_train), info.n_classes).float().to(device)
+            cv = F.one_hot(torch.from_numpy(y_valid), info.n_classes).float().to(device)
 
     # --- model and optimiser, fresh or from the checkpoint ---
     torch.manual_seed(config.seed)
@@ -263,7 +274,7 @@ def train(
     if start >= config.epochs:
         log(f"{out} already has {start} epochs (--epochs {config.epochs}): nothing to train")
 
-    n, bs = len(xt), config.batch_size
+    n, bs = (config.epoch_size if config.is_gp else len(xt)), config.batch_size
     steps = (n + bs - 1) // bs
     if start < config.epochs:
         log(f"training {config.model} on {n} {config.dataset} examples ({device}), epochs {start + 1}..{config.epochs}")
@@ -272,6 +283,8 @@ def train(
             # --- one epoch over a fresh permutation ---
             t0 = time.perf_counter()
             gen = epoch_generator(config.seed, epoch, device)
+            if config.is_gp:  # an endless data set: fresh prior draws every epoch
+                xt, ct = gp_draws(prior, config, n, gen, device)
             perm = torch.randperm(n, device=device, generator=gen)
             sums = torch.zeros(3, device=device)  # loss, recon, kl summed over examples
             bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{config.epochs}", leave=False, disable=None if progress is None else not progress)

@@ -91,7 +91,7 @@ def test_sparse_and_gaussian_autoencoder_on_clusters(tmp_path):
         (dict(latent=0), "latent must be a positive integer, found 0"),
         (dict(epochs=-1), "epochs must be a non-negative integer, found -1"),
         (dict(activation="swish"), "unknown activation 'swish'; valid names: elu, relu, softplus, tanh"),
-        (dict(dataset="cifar"), "unknown dataset 'cifar'; valid names: clusters, fashion-mnist, mnist"),
+        (dict(dataset="cifar"), "unknown dataset 'cifar'; valid names: clusters, fashion-mnist, gp1d, gp2d, mnist"),
         (dict(loss="bce", output_activation="identity"), "loss bce needs output activation sigmoid"),
         (dict(lr=0.0), "lr must be positive, found 0.0"),
     ],
