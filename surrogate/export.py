@@ -20,7 +20,7 @@ from torch import nn
 
 from surrogate.data.mnist import IMAGE_DATASETS
 from surrogate.errors import SurrogateError
-from surrogate.fileio import write_json, write_text
+from surrogate.fileio import read_json_object, write_json, write_text
 from surrogate.models import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS, MLPAutoencoder
 from surrogate.train import load_model, versions
 
@@ -123,15 +123,7 @@ def meta_path_for(decoder_json: str | Path) -> Path:
 def load_decoder(path: str | Path) -> tuple[dict, dict]:
     """(validated Stan data with numpy arrays, metadata or ``{}``) from an export."""
     path = Path(path)
-    try:
-        raw = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise SurrogateError(f"decoder file {path} does not exist") from None
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise SurrogateError(f"decoder file {path} is not valid JSON ({exc})") from None
-    if not isinstance(raw, dict):
-        raise SurrogateError(f"decoder file {path} must hold a JSON object, found {type(raw).__name__}")
-    data = validate_decoder_data(raw, str(path))
+    data = validate_decoder_data(read_json_object(path, "decoder file"), str(path))
     meta_path = meta_path_for(path)
     meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
     return data, meta

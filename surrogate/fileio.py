@@ -15,6 +15,8 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
+from surrogate.errors import SurrogateError
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
@@ -76,3 +78,17 @@ def save_figure(fig, path: str | os.PathLike, dpi: int = 100) -> None:
     fig.savefig(buf, format=Path(path).suffix.lstrip(".") or "png", dpi=dpi, bbox_inches="tight")
     pyplot().close(fig)
     write_bytes(path, buf.getvalue())
+
+
+def read_json_object(path: str | os.PathLike, what: str) -> dict:
+    """The JSON object in ``path``; errors name ``what`` (e.g. "decoder file") and the problem."""
+    try:
+        raw = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise SurrogateError(f"{what} {path} does not exist") from None
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise SurrogateError(f"{what} {path} is not valid JSON ({exc})") from None
+    if not isinstance(raw, dict):
+        raise SurrogateError(f"{what} {path} must hold a JSON object, found {type(raw).__name__}")
+    return raw
+

@@ -23,7 +23,7 @@ from surrogate.data.gp import KERNEL_CODES, KERNELS, GPPrior, check_range, grid_
 from surrogate.diagnostics import import_arviz
 from surrogate.errors import SurrogateError, check_choice, check_positive_int
 from surrogate.export import load_decoder
-from surrogate.fileio import atomic_path, pyplot, save_figure, write_json, write_text
+from surrogate.fileio import atomic_path, pyplot, read_json_object, save_figure, write_json, write_text
 from surrogate.stan_engine import SamplerSettings, get_engine, to_inference_data
 
 DATA_FORMAT = "surrogate-gp-data/1"
@@ -122,17 +122,7 @@ def validate_data(data: dict, source: str = "data") -> dict:
 
 
 def read_data(path: str | Path) -> dict:
-    import json
-
-    try:
-        raw = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise SurrogateError(f"data file {path} does not exist") from None
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise SurrogateError(f"data file {path} is not valid JSON ({exc})") from None
-    if not isinstance(raw, dict):
-        raise SurrogateError(f"data file {path} must hold a JSON object, found {type(raw).__name__}")
-    return validate_data(raw, str(path))
+    return validate_data(read_json_object(path, "data file"), str(path))
 
 
 # ----------------------------------------------------------------------------

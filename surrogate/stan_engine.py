@@ -10,6 +10,7 @@ ArviZ InferenceData with named dims.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import re
@@ -22,6 +23,11 @@ from pathlib import Path
 import numpy as np
 
 from surrogate.errors import SurrogateError, check_choice, check_positive_int
+
+try:
+    import fcntl  # POSIX; PyStan runs on Linux and macOS only
+except ImportError:  # pragma: no cover
+    fcntl = None
 
 ENGINES = ("auto", "cmdstan", "pystan")
 #: Stan's sampler diagnostics -> ArviZ's sample_stats names.
@@ -192,17 +198,18 @@ class PyStanEngine:
             kwargs["init"] = settings.init
         elif settings.init is not None:
             kwargs["init_radius"] = float(settings.init)
-        t0, started = time.perf_counter(), time.time()
-        try:
-            if fixed_param:
-                fit = model.fixed_param(**kwargs)
-            else:
-                kwargs.update(num_warmup=settings.warmup, delta=settings.adapt_delta, max_depth=settings.max_treedepth)
-                fit = model.sample(**kwargs)
-        except (ValueError, RuntimeError) as exc:
-            raise SurrogateError(f"Stan failed to sample {program}.stan: {first_line(exc)}") from None
+        t0 = time.perf_counter()
+        with self.fits_in_use(model.model_name) as lock:
+            try:
+                if fixed_param:
+                    fit = model.fixed_param(**kwargs)
+                else:
+                    kwargs.update(num_warmup=settings.warmup, delta=settings.adapt_delta, max_depth=settings.max_treedepth)
+                    fit = model.sample(**kwargs)
+            except (ValueError, RuntimeError) as exc:
+                raise SurrogateError(f"Stan failed to sample {program}.stan: {first_line(exc)}") from None
         wall_s = time.perf_counter() - t0
-        self.forget_fits(model.model_name, started)
+        self.forget_fits(model.model_name, lock)
         chains, draws = fit.num_chains, fit.num_samples
 
         def by_chain(values: np.ndarray, shape) -> np.ndarray:
@@ -217,17 +224,38 @@ class PyStanEngine:
         return StanFit(self.name, variables, normalise_stats(stats), settings, timing, self.versions())
 
     @staticmethod
-    def forget_fits(model_name: str, since: float) -> None:
-        """Delete the fits httpstan cached for this run.
+    @contextlib.contextmanager
+    def fits_in_use(model_name: str):
+        """Hold a shared lock on the model's fit cache while sampling (see :meth:`forget_fits`)."""
+        from httpstan.cache import model_directory
+
+        path = model_directory(model_name) / "surrogate-fits.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a") as lock:
+            if fcntl is not None:
+                fcntl.flock(lock, fcntl.LOCK_SH)
+            yield path
+
+    @staticmethod
+    def forget_fits(model_name: str, lock_path: Path) -> None:
+        """Delete the fits httpstan cached for this model, unless another run is sampling it.
 
         httpstan keeps every seeded fit on disk (tens of MB each) and answers a
         repeated call from that cache; deleting them bounds the disk use and
-        makes a repeated run sample (and be timed) again.
+        makes a repeated run sample (and be timed) again. Runs hold a shared lock
+        while sampling and reading their fit; the cache is emptied only under an
+        exclusive lock, so a concurrent run (another process) never loses its fit;
+        when one is running, the next run cleans up instead.
         """
         from httpstan.cache import model_directory
 
-        for path in (model_directory(model_name) / "fits").glob("*.jsonlines.gz"):
-            if path.stat().st_mtime >= since - 1:
+        with open(lock_path, "a") as lock:
+            if fcntl is not None:
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    return
+            for path in (model_directory(model_name) / "fits").glob("*.jsonlines.gz"):
                 path.unlink(missing_ok=True)
 
     def versions(self) -> dict:

@@ -349,3 +349,26 @@ def test_per_class_checks_small(small_cvae, inpainted):
     cal = reliability(first_seed, labels)
     assert cal["n"] == 3 and sum(b["n"] for b in cal["bins"]) == 3
     assert cal["accuracy"] == 1.0, (cal, labels)
+
+
+def test_fit_cache_is_not_emptied_under_a_concurrent_run(tmp_path, monkeypatch):
+    """A run empties httpstan's fit cache only when no other run (another process) is sampling the model."""
+    import httpstan.cache
+
+    from surrogate.stan_engine import PyStanEngine
+
+    monkeypatch.setattr(httpstan.cache, "model_directory", lambda name: tmp_path / name)
+    fits = tmp_path / "models" / "m1" / "fits"
+    fits.mkdir(parents=True)
+    other = fits / "other.jsonlines.gz"
+    other.write_bytes(b"in flight")
+    with PyStanEngine.fits_in_use("models/m1") as lock:  # another run holds the shared lock while it samples
+        import subprocess
+        import sys
+
+        code = "import fcntl, sys; f = open(sys.argv[1], 'a'); fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)"
+        assert subprocess.run([sys.executable, "-c", code, str(lock)]).returncode != 0  # exclusive is refused meanwhile
+        PyStanEngine.forget_fits("models/m1", lock)
+        assert other.exists()
+    PyStanEngine.forget_fits("models/m1", lock)
+    assert not other.exists()
