@@ -46,7 +46,7 @@ TRAIN = ["train", "--dataset", "mnist", "--train-size", "600", "--hidden", "32",
         (["--latent", "0"], "latent must be a positive integer, found 0"),
         (["--epochs", "-2"], "epochs must be a non-negative integer, found -2"),
         (["--activation", "gelu"], "unknown activation 'gelu'; valid names: elu, relu, softplus, tanh"),
-        (["--dataset", "svhn"], "unknown dataset 'svhn'; valid names: clusters, fashion-mnist, mnist"),
+        (["--dataset", "svhn"], "unknown dataset 'svhn'; valid names: clusters, fashion-mnist, gp1d, gp2d, mnist"),
         (["--hidden", "a,b"], "expected comma-separated integers, found 'a,b'"),
     ],
 )
