@@ -140,7 +140,7 @@ def observation_data(data: dict, intercept_prior=(0.0, 2.0), sigma_prior_scale: 
     }  # fmt: skip
 
 
-def hsgp_size(kernel: str, ell_lower: float, ell_upper: float, dim: int) -> tuple[int, float]:
+def hsgp_size(kernel: str, ell_lower: float, ell_upper: float) -> tuple[int, float]:
     """Default (M per dimension, boundary factor c) for lengthscales down to ``ell_lower`` on [0, 1]."""
     m_factor, c_factor = HSGP_RULES[kernel]
     S = 0.5
@@ -188,7 +188,7 @@ def stan_data(model: str, data: dict, decoder_json=None, kernel: str | None = No
     x = grid_points(data["dim"], data["grid"])
     base = {"D": data["D"], "dim": data["dim"], "x": x, "kernel": KERNEL_CODES[kernel], "sigma_f": math.sqrt(variance), "ell_lower": lo, "ell_upper": hi}
     if model == "hsgp":
-        m, c = hsgp_size(kernel, lo, hi, data["dim"])
+        m, c = hsgp_size(kernel, lo, hi)
         m, c = hsgp_m or m, hsgp_c or c
         check_positive_int("hsgp-m", m)
         if not c >= 1:
