@@ -201,11 +201,13 @@ def sampler_options(fn):
 @click.option("--mask", "mask_file", type=click.Path(dir_okay=False, path_type=Path), help=".npy/.png mask, nonzero = missing.")
 @click.option("--sigma", type=float, default=0.1, help="Noise sd of the observed pixels.")
 @click.option("--estimate-sigma", is_flag=True, help="Estimate sigma (half-normal prior) instead.")
-@click.option("--class-model", default="softmax", type=click.Choice(["softmax", "per-class"]),
-              help="softmax: the blog's relaxed class weights in one model; per-class: a fit per class, "
-                   "weighed by marginal likelihoods (exact class posterior).")  # fmt: skip
-@click.option("--class-screen", type=float, default=30.0,
-              help="per-class: fit only classes whose Laplace log evidence is within this many nats of the best (inf: all).")  # fmt: skip
+@click.option("--class-model", default="softmax", type=click.Choice(["softmax", "partitioned", "per-class"]),
+              help="softmax: the blog's model, one fit (its chains may sit in different modes); partitioned (recommended): "
+                   "the same model sampled one dominant-class region at a time and combined by the regions' masses; "
+                   "per-class: a fit per one-hot class, weighed by marginal likelihoods.")  # fmt: skip
+@click.option("--class-screen", type=float,
+              help="partitioned / per-class: fit only pieces whose Laplace log evidence is within this many nats of "
+                   "the best (inf: all)  [default: 15 partitioned, 30 per-class]")  # fmt: skip
 @sampler_options
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), help="MNIST folder for --mnist-index.")
@@ -229,13 +231,14 @@ def inpaint(decoder_json, mnist_index, split, dataset, image, missing, mask_seed
         obs = observation_from_mnist(dataset or meta.get("dataset", "mnist"), split, mnist_index, mask, data_dir)
     settings = SamplerSettings(chains, warmup, draws, seed, adapt_delta, max_treedepth, init_radius, dense_metric)
     click.echo(f"inpainting {obs.source}: {int(mask.sum())} of {d} values missing; {chains} chains ({engine} engine)")
-    if class_model == "per-class":
+    if class_model != "softmax":
         from surrogate.per_class import inpaint_per_class
 
         if estimate_sigma:
-            raise SurrogateError("--class-model per-class needs a fixed --sigma, found --estimate-sigma")
-        click.echo(inpaint_per_class(decoder, meta, obs, sigma, settings, engine, class_screen, out)["text"])
-        click.echo(f"outputs in {out}: posterior.nc, diagnostics.json, summary.txt, class_probs.png, inpaint.png")
+            raise SurrogateError(f"--class-model {class_model} needs a fixed --sigma, found --estimate-sigma")
+        click.echo(inpaint_per_class(decoder, meta, obs, sigma, settings, engine, class_screen, out, class_model)["text"])
+        click.echo(f"outputs in {out}: posterior.nc, diagnostics.json, summary.txt, class_probs.png, inpaint.png; "
+                   f"`surrogate report {out}` writes a shareable report")  # fmt: skip
         return
     result = run_inpaint(decoder_json, obs, None if estimate_sigma else sigma, settings, engine, out)
     click.echo(format_summary(result.assessment))

@@ -97,7 +97,8 @@ def assess(idata, problems: dict, truth: np.ndarray | None, missing: np.ndarray,
             + (f"; chains settle on classes {', '.join(distinct)}" if len(distinct) > 1 else "")
             + "): the posterior is multimodal and each chain sits in one mode. Pooled means mix modes "
             "in arbitrary proportions and are not posterior estimates; read the per-chain results, or run "
-            "--class-model per-class, which computes the class posterior exactly (one fit per plausible class)."
+            "--class-model partitioned, which samples this model one dominant-class region at a time and "
+            "weighs the regions by their posterior mass."
         )
     elif n_chains > 1 and conv["max_rhat"] > RHAT_LIMIT:
         warnings_.append(

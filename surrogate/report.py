@@ -23,6 +23,7 @@ BFMI_LIMIT = 0.3  # E-BFMI below this: the momentum resampling explores energy p
 ESS_LIMIT = 400  # bulk/tail ESS below this: estimates too noisy (Vehtari et al. 2021)
 DOMAIN_FIGURES = {"inpaint.png": "Inpainting", "class_probs.png": "Class weights (pooled and per chain)",
                   "field.png": "The field: posterior mean and 90% interval", "lengthscale.png": "Lengthscale posterior and prior"}  # fmt: skip
+PIECE_MODELS = ("partitioned", "per-class")  # class models fitted piece by piece (surrogate/per_class.py)
 SUMMARY_COLUMNS = ("mean", "sd", "hdi_3%", "hdi_97%", "mcse_mean", "mcse_sd", "ess_bulk", "ess_tail", "r_hat")
 
 
@@ -34,10 +35,12 @@ def load_fit_dir(fit_dir: Path):
     if not (fit_dir / "posterior.nc").is_file():
         raise SurrogateError(f"{fit_dir} is not a fit directory: it has no posterior.nc")
     idata = az.from_netcdf(fit_dir / "posterior.nc")
-    if "sample_stats" not in idata.groups():
+    if "sample_stats" not in idata.groups() and idata.attrs.get("class_model") not in PIECE_MODELS:
         kind = idata.attrs.get("class_model", "this fit")
         raise SurrogateError(f"{fit_dir}/posterior.nc has no sampler diagnostics ({kind}); its results are in "
                              "summary.txt and diagnostics.json")  # fmt: skip
+    if "sample_stats" not in idata.groups():  # a partitioned / per-class fit: one set of chains per piece
+        return idata, None, json.loads((fit_dir / "diagnostics.json").read_text())
     summary = pd.read_csv(fit_dir / "summary.csv", index_col=0) if (fit_dir / "summary.csv").is_file() else az.summary(idata)
     diag = json.loads((fit_dir / "diagnostics.json").read_text()) if (fit_dir / "diagnostics.json").is_file() else {}
     return idata, summary, diag
@@ -162,6 +165,8 @@ def build_report(fit_dir: str | Path) -> tuple[Path, Path]:
     """Write ``report.html`` and ``report.md`` into ``fit_dir``; return their paths."""
     fit_dir = Path(fit_dir)
     idata, summary, diag = load_fit_dir(fit_dir)
+    if summary is None:
+        return build_pieces_report(fit_dir, idata, diag)
     max_depth = int(idata.attrs.get("sampler_max_treedepth", 10))
     chains = sampler_table(idata, max_depth)
     notes = advice(diag, chains, summary)
@@ -215,6 +220,70 @@ def build_report(fit_dir: str | Path) -> tuple[Path, Path]:
         md += ["## Per-chain results", "", md_table(mode_header, mode_rows), ""]
     md += [f"![{caption}]({name})\n" for name, caption in figures.items()]
     md += ["## Posterior summary", "", md_table(["variable", *columns], main_rows + mis_rows), ""]
+    md_path = fit_dir / "report.md"
+    write_text(md_path, "\n".join(md))
+    return html_path, md_path
+
+
+def build_pieces_report(fit_dir: Path, idata, diag: dict) -> tuple[Path, Path]:
+    """The report of a partitioned / per-class fit: the class posterior, each fitted piece's diagnostics, figures."""
+    az = import_arviz()
+    model = diag["class_model"]
+    classes = [str(c) for c in idata.constant_data["class"].values]
+    prob = {"partitioned": "p(dominant class = c | y)", "per-class": "p(c | y)"}[model]
+    head = [("class model", model), ("predicted class", f"{diag['predicted_class']} ({prob} = {diag['predicted_prob']:.3f})")]
+    if "mean_class_weights" in diag:
+        w = np.asarray(diag["mean_class_weights"])
+        head.append(("largest mean class weight", f"{classes[int(w.argmax())]} ({w.max():.3f})"))
+    if "rmse_missing" in diag:
+        head.append(("imputation RMSE (missing)", f"{diag['rmse_missing']:.4f}"))
+    head += [("max R-hat (pieces with p > 0.001)", f"{diag['max_rhat_weighted']:.3f}"),
+             ("chains agree: max spread of per-chain class posteriors", f"{diag['chain_max_abs_diff']:.3f}"),
+             ("divergences (all pieces)", str(diag["divergences"]))]  # fmt: skip
+    piece_header = ["class", prob, "log evidence", "Laplace", "Pareto k", "max R-hat", "min ESS bulk", "divergences",
+                    "treedepth hits", "imputation from"]  # fmt: skip
+    piece_rows = []
+    for r in sorted(diag["per_class"], key=lambda r: -r["log_evidence"]):
+        p = diag["class_posterior"][r["class"]]
+        fitted = [r["pareto_k"], r["max_rhat"], r["min_ess_bulk"], r["divergences"], r["treedepth_hits"], r.get("imputation", "")] if r["fitted"] else ["not fitted (Laplace screen)"] + [""] * 5
+        piece_rows.append([classes[r["class"]], round(p, 4), round(r["log_evidence"], 2), round(r["laplace_log_evidence"], 2), *fitted])
+    chain_header = ["chain", *(f"{prob.split(' =')[0]} {c}" for c in classes)]
+    chain_rows = [[j + 1, *np.round(row, 4)] for j, row in enumerate(diag["chain_class_posterior"])]
+    figures = {name: title for name, title in {"inpaint.png": "Inpainting (mixture over pieces)", "class_probs.png": prob}.items() if (fit_dir / name).is_file()}
+    pyplot()
+    for piece in idata.posterior["fitted_class"].values:
+        z = idata.posterior["z"].sel(fitted_class=piece)
+        if z.sizes["chain"] > 1:
+            axes = az.plot_rank(z.to_dataset(name=f"z (class {piece})"), kind="bars")
+            name = f"rank_z_{piece}.png"
+            save_figure(np.ravel(axes)[0].figure, fit_dir / name)
+            figures[name] = f"Rank plots of z, piece {piece} (uniform bars when chains agree)"
+    title = f"surrogate fit report: {fit_dir.name} ({model})"
+    created = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    notes = diag.get("warnings", [])
+    intro = {"partitioned": "The softmax class model, sampled one dominant-class region at a time; regions are weighed by their posterior mass.",
+             "per-class": "One fit per one-hot class; classes are weighed by their marginal likelihoods."}[model]  # fmt: skip
+    ok = "No warnings: R-hat, chain agreement, Pareto k and divergences are within their limits."
+    parts = [
+        '<?xml version="1.0" encoding="utf-8"?>', "<!DOCTYPE html>",
+        '<html xmlns="http://www.w3.org/1999/xhtml" lang="en"><head><meta charset="utf-8"/>',
+        f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1><p>Written {created} from <code>{html.escape(str(fit_dir))}</code>. {html.escape(intro)}</p>",
+        "<h2>Result</h2>", html_table(["", ""], [list(r) for r in head]),
+        "<h2>Warnings</h2>", "".join(f'<div class="warn">{html.escape(n)}</div>' for n in notes) or f'<div class="ok">{ok}</div>',
+        "<h2>Pieces</h2>", html_table(piece_header, piece_rows),
+        "<h2>Class posterior from each chain alone</h2>", html_table(chain_header, chain_rows),
+    ]  # fmt: skip
+    for name, caption in figures.items():
+        data = base64.b64encode((fit_dir / name).read_bytes()).decode()
+        parts.append(f'<h2>{html.escape(caption)}</h2><img alt="{html.escape(caption)}" src="data:image/png;base64,{data}"/>')
+    parts.append("</body></html>")
+    html_path = fit_dir / "report.html"
+    write_text(html_path, "\n".join(parts) + "\n")
+    md = [f"# {title}", "", f"Written {created} from `{fit_dir}`. {intro}", "", "## Result", "", md_table(["", ""], [list(r) for r in head]),
+          "", "## Warnings", "", *([f"- **{n}**" for n in notes] or [ok]), "", "## Pieces", "", md_table(piece_header, piece_rows), "",
+          "## Class posterior from each chain alone", "", md_table(chain_header, chain_rows), ""]  # fmt: skip
+    md += [f"![{caption}]({name})\n" for name, caption in figures.items()]
     md_path = fit_dir / "report.md"
     write_text(md_path, "\n".join(md))
     return html_path, md_path

@@ -75,6 +75,6 @@ def test_report_renders_in_chromium(report):
 def test_report_refuses_a_fit_without_sampler_diagnostics(tmp_path):
     import arviz as az
 
-    az.from_dict(posterior={"z": np.zeros((1, 5, 2))}, attrs={"class_model": "per-class"}).to_netcdf(str(tmp_path / "posterior.nc"))
-    with pytest.raises(SurrogateError, match=r"has no sampler diagnostics \(per-class\); its results are in summary.txt"):
+    az.from_dict(posterior={"z": np.zeros((1, 5, 2))}, attrs={"class_model": "mixture"}).to_netcdf(str(tmp_path / "posterior.nc"))
+    with pytest.raises(SurrogateError, match=r"has no sampler diagnostics \(mixture\); its results are in summary.txt"):
         build_report(tmp_path)
