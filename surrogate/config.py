@@ -162,8 +162,14 @@ class TrainConfig:
             raise SurrogateError(f"cannot read config {path}: {exc}") from None
 
     def differences(self, other: "TrainConfig") -> list[str]:
-        """Settings (other than epochs and device) where ``other`` differs from this one."""
+        """Settings (other than epochs and device) where ``other`` differs from this one.
+
+        Settings with a derived default compare by their resolved values, so a run saved
+        with an explicit value resumes under the default that resolves to it, and back.
+        """
         mine, theirs = self.to_dict(), other.to_dict()
+        for name in ("output_activation", "noise_scale", "loss"):
+            mine[name], theirs[name] = getattr(self, f"resolved_{name}"), getattr(other, f"resolved_{name}")
         return [
             f"{k.replace('_', '-')}: saved {mine[k]!r}, given {theirs[k]!r}"
             for k in mine

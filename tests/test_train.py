@@ -99,3 +99,10 @@ def test_sparse_and_gaussian_autoencoder_on_clusters(tmp_path):
 def test_bad_config(changes, message):
     with pytest.raises(SurrogateError, match=message):
         small_config(**changes)
+
+
+def test_resume_compares_resolved_defaults():
+    """A run saved with an explicit value resumes under the default that resolves to it (runs saved before
+    noise_scale's default became dataset-dependent recorded 0.1)."""
+    assert small_config(noise_scale=0.1, loss="bce", output_activation="sigmoid").differences(small_config()) == []
+    assert small_config(noise_scale=0.5).differences(small_config()) == ["noise-scale: saved 0.5, given 0.1"]
