@@ -31,6 +31,7 @@ The fits are independent (embarrassingly parallel).
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from dataclasses import dataclass, replace
@@ -75,12 +76,18 @@ def dominant_logits(rest, log_lead, cls, C: int):
     Row i: the logits of the classes other than ``cls[i]`` are ``rest[i]`` (in class order);
     logit ``cls[i]`` lies ``exp(log_lead[i])`` above their maximum.
     """
+    others = _other_classes(C)
+    top = rest.max(1).values + log_lead.exp()
+    logits = rest.new_zeros(len(rest), C).scatter(1, others[cls], rest)
+    return logits.scatter(1, cls[:, None], top[:, None])
+
+
+@functools.cache
+def _other_classes(C: int):
+    """Row c: the classes other than c, in order (an index table, built once per C)."""
     import torch
 
-    others = torch.tensor([[j for j in range(C) if j != c] for c in range(C)], dtype=torch.long)
-    top = rest.max(1).values + torch.exp(log_lead)
-    logits = torch.zeros(len(rest), C, dtype=rest.dtype).scatter(1, others[cls], rest)
-    return logits.scatter(1, cls[:, None], top[:, None])
+    return torch.tensor([[j for j in range(C) if j != c] for c in range(C)], dtype=torch.long)
 
 
 class Pieces:

@@ -143,6 +143,15 @@ def fmt(value) -> str:
 # writers
 
 
+def embedded_figures(fit_dir: Path, figures: dict[str, str]) -> list[str]:
+    """One heading and inline PNG (base64, nothing fetched when viewed) per figure."""
+    parts = []
+    for name, caption in figures.items():
+        data = base64.b64encode((fit_dir / name).read_bytes()).decode()
+        parts.append(f'<h2>{html.escape(caption)}</h2><img alt="{html.escape(caption)}" src="data:image/png;base64,{data}"/>')
+    return parts
+
+
 def html_table(header: list[str], rows: list[list]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(fmt(v))}</td>" for v in row) + "</tr>" for row in rows)
@@ -202,9 +211,7 @@ def build_report(fit_dir: str | Path) -> tuple[Path, Path]:
     ]  # fmt: skip
     if mode_rows:
         parts += ["<h2>Per-chain results</h2><p>Chains that disagree sit in different modes; pooled numbers then mix modes.</p>", html_table(mode_header, mode_rows)]
-    for name, caption in figures.items():
-        data = base64.b64encode((fit_dir / name).read_bytes()).decode()
-        parts.append(f'<h2>{html.escape(caption)}</h2><img alt="{html.escape(caption)}" src="data:image/png;base64,{data}"/>')
+    parts += embedded_figures(fit_dir, figures)
     parts += ["<h2>Posterior summary</h2>", html_table(["variable", *columns], main_rows)]
     if mis_rows:
         parts += [f"<details><summary>Decoded missing values ({len(mis_rows)} rows)</summary>", html_table(["variable", *columns], mis_rows), "</details>"]
@@ -274,9 +281,7 @@ def build_pieces_report(fit_dir: Path, idata, diag: dict) -> tuple[Path, Path]:
         "<h2>Pieces</h2>", html_table(piece_header, piece_rows),
         "<h2>Class posterior from each chain alone</h2>", html_table(chain_header, chain_rows),
     ]  # fmt: skip
-    for name, caption in figures.items():
-        data = base64.b64encode((fit_dir / name).read_bytes()).decode()
-        parts.append(f'<h2>{html.escape(caption)}</h2><img alt="{html.escape(caption)}" src="data:image/png;base64,{data}"/>')
+    parts += embedded_figures(fit_dir, figures)
     parts.append("</body></html>")
     html_path = fit_dir / "report.html"
     write_text(html_path, "\n".join(parts) + "\n")
