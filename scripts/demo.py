@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from surrogate.config import TrainConfig
@@ -56,7 +57,8 @@ def main(args):
 
     decoder, meta = load_decoder(decoder_json)
     print("the same digit, --class-model partitioned (one fit per plausible dominant-class region, weighed by mass):")
-    summary = inpaint_per_class(decoder, meta, obs, 0.1, settings, args.engine, out=out / "partitioned", model="partitioned")
+    pieces = replace(settings, draws=args.piece_draws)
+    summary = inpaint_per_class(decoder, meta, obs, 0.1, pieces, args.engine, out=out / "partitioned", model="partitioned")
     print(summary["text"])
     print(f"demo finished in {time.perf_counter() - t0:.0f}s")
 
@@ -68,6 +70,7 @@ if __name__ == "__main__":
     parser.add_argument("--chains", type=int, default=4)
     parser.add_argument("--warmup", type=int, default=1000)
     parser.add_argument("--draws", type=int, default=1000)
+    parser.add_argument("--piece-draws", type=int, default=2000, help="draws per chain of each partitioned region's fit")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--engine", default="auto", help="auto, cmdstan or pystan")
     main(parser.parse_args())

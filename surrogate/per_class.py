@@ -25,7 +25,8 @@ one fitted to each chain's draws; the Pareto k̂ of the weights (PSIS, Vehtari e
 (stroke styles), so its chains start at distinct optimisation optima and the mixture
 proposal weighs the modes they found by mass, not by how many chains found them.
 Imputations are the mixture over pieces of the means within each piece: the chains' draws
-where the chains agree (R-hat <= 1.01), else the self-normalised importance-sampling means.
+where the chains share one mode (R-hat <= 1.1 and the chains' own evidences within 1 nat),
+else the self-normalised importance-sampling means, which weigh the chains' modes by mass.
 The fits are independent (embarrassingly parallel).
 """
 
@@ -38,7 +39,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from surrogate.diagnostics import RHAT_LIMIT, import_arviz, rmse
+from surrogate.diagnostics import MODE_RHAT, RHAT_LIMIT, import_arviz, rmse
 from surrogate.errors import SurrogateError
 from surrogate.export import torch_decoder
 from surrogate.inpaint import Observation, stan_data
@@ -46,6 +47,7 @@ from surrogate.stan_engine import SamplerSettings, get_engine
 
 PARETO_K_LIMIT = 0.7  # above this the importance-sampling estimate is unreliable
 CHAIN_SPREAD_LIMIT = 0.05  # max |p_chain_i(c | y) - p_chain_j(c | y)| for chains to count as agreeing
+ONE_MODE_LOG_Z = 1.0  # nats: chains whose own evidence estimates are this close (and R-hat <= MODE_RHAT) share one mode
 CLASS_MODELS = {"per-class": "inpaint", "partitioned": "inpaint_dominant"}  # class model -> Stan program of a piece
 # Default Laplace screen (nats below the best piece) per class model: a piece 15 nats down weighs < 3e-7.
 # Measured: Laplace values within about 1 nat of the importance-sampling ones on the benchmark digits.
@@ -297,8 +299,9 @@ def run_per_class(decoder: dict, obs: Observation, sigma: float, settings: Sampl
 
     The chains of a fitted piece start at the distinct optima of the batched multi-start
     optimisation (best first; unless ``settings.init`` is a list), and the piece's mass
-    and imputations come from importance sampling with a mixture of one t proposal per
-    chain: a mode found by any chain counts with its posterior mass.
+    comes from importance sampling with a mixture of one t proposal per chain: a mode
+    found by any chain counts with its posterior mass. Its imputations come from the
+    chains' draws where the chains share one mode, else from the same importance draws.
     """
     az = import_arviz()
     check_class_model(model)
@@ -309,7 +312,7 @@ def run_per_class(decoder: dict, obs: Observation, sigma: float, settings: Sampl
         raise SurrogateError(f"class model {model} needs a conditional decoder with C >= 2 classes; this one has C = {decoder['C']}")
     if not sigma or sigma <= 0:
         raise SurrogateError(f"class model {model} needs a fixed positive sigma, found {sigma}")
-    settings = settings or SamplerSettings(chains=2, warmup=500, draws=500)
+    settings = settings or SamplerSettings(chains=4, warmup=1000, draws=2000)
     runner = get_engine(engine)
     pieces = Pieces(decoder, obs, sigma, model)
     # --- screen: many batched starts per piece, the best polished, Laplace evidence there ---
@@ -338,10 +341,12 @@ def run_per_class(decoder: dict, obs: Observation, sigma: float, settings: Sampl
             rhat = float(np.nanmax(az.rhat(ds).to_array().values)) if phi.shape[0] > 1 else float("nan")
             ess = float(np.nanmin(az.ess(ds).to_array().values))
         lz, k, phi_is, log_w = _log_evidence(pieces, c, list(phi), n_importance, seed=settings.seed + c, return_draws=True)
-        # E[y_mis | y, c], E[y_mis^2 | y, c] and the mean class weights: where the chains agree, their draws
-        # (less Monte Carlo error); else the importance draws, self-normalised, which weigh the modes by mass
-        agree = phi.shape[0] > 1 and rhat <= RHAT_LIMIT
-        if agree:
+        own_log_z = [_log_evidence(pieces, c, phi[j], n_importance, seed=settings.seed + c)[0] for j in range(phi.shape[0])]
+        # E[y_mis | y, c], E[y_mis^2 | y, c] and the mean class weights: where the chains share one mode, their
+        # draws (less Monte Carlo error); where they sit in different modes, pooling them would weigh each mode
+        # by its number of chains, so the importance draws, self-normalised, weigh the modes by mass instead
+        one_mode = phi.shape[0] > 1 and rhat <= MODE_RHAT and np.ptp(own_log_z) <= ONE_MODE_LOG_Z
+        if one_mode:
             decoded = fit.draws["y_mis"].reshape(-1, fit.draws["y_mis"].shape[-1])
             onehot = np.broadcast_to(np.eye(decoder["C"])[c], (len(decoded), decoder["C"]))
             class_w = fit.draws["class_probs"].reshape(-1, decoder["C"]) if model == "partitioned" else onehot
@@ -355,9 +360,9 @@ def run_per_class(decoder: dict, obs: Observation, sigma: float, settings: Sampl
         weights.append(w_is @ class_w)
         log_z.append(lz)
         k_hat.append(k)
-        chain_log_z.append([_log_evidence(pieces, c, phi[j], n_importance, seed=settings.seed + c)[0] for j in range(phi.shape[0])])
+        chain_log_z.append(own_log_z)
         rows.append({"class": c, "log_evidence": lz, "laplace_log_evidence": float(laplace[c]), "fitted": True, "pareto_k": k,
-                     "max_rhat": rhat, "min_ess_bulk": ess, "imputation": "chains" if agree else "importance sampling",
+                     "max_rhat": rhat, "min_ess_bulk": ess, "imputation": "chains" if one_mode else "importance sampling",
                      **fit.sampler_problems(), "sampling_s": float(max(fit.timing["sampling_s"]))})  # fmt: skip
         fits.append(fit.draws)
     log_z = np.array(log_z)
@@ -410,8 +415,9 @@ def summarize(result: PerClassResult, classes: list[str], truth: np.ndarray | No
     unsettled = [classes[r["class"]] for r in fits if r["max_rhat"] > RHAT_LIMIT and result.class_probs[r["class"]] > 1e-3]
     if unsettled:
         notes.append(f"the chains of classes {', '.join(unsettled)} (posterior weight > 0.001) have R-hat > {RHAT_LIMIT}: "
-                     "the posterior within that piece is multimodal or not converged. The piece's mass and the imputations "
-                     "combine the chains' modes by importance sampling; modes no chain found are missing: run more chains")  # fmt: skip
+                     "the posterior within that piece is not converged (run more draws) or multimodal. Chains in "
+                     "different modes are combined by importance sampling, by mass; modes no chain found are missing: "
+                     "run more chains")  # fmt: skip
     if out["chain_max_abs_diff"] > CHAIN_SPREAD_LIMIT:
         notes.append(f"the class posteriors from each chain alone differ by up to {out['chain_max_abs_diff']:.3f} "
                      f"(limit {CHAIN_SPREAD_LIMIT}): chains found different modes; the reported posterior combines them")  # fmt: skip

@@ -143,7 +143,9 @@ ELAPSED_RE = re.compile(r"([0-9.eE+-]+) seconds \((Warm-up|Sampling)\)")
 
 def parse_elapsed(text: str) -> dict[str, float]:
     """Stan's "Elapsed Time" report of one chain as ``{"warmup_s": .., "sampling_s": ..}``."""
-    found = {kind: float(sec) for sec, kind in ELAPSED_RE.findall(text)}
+    # only the report's lines: a pattern over the whole output (every draw's numbers) takes seconds
+    lines = [line for line in text.splitlines() if " seconds (" in line]
+    found = {kind: float(sec) for line in lines for sec, kind in ELAPSED_RE.findall(line)}
     return {"warmup_s": found.get("Warm-up", float("nan")), "sampling_s": found.get("Sampling", float("nan"))}
 
 

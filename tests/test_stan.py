@@ -14,7 +14,7 @@ from surrogate.data import load_split
 from surrogate.errors import SurrogateError
 from surrogate.export import decoder_stan_data, load_decoder
 from surrogate.inpaint import Observation, random_mask, stan_data
-from surrogate.stan_engine import CmdStanEngine, PyStanEngine, SamplerSettings, get_engine, program_file, stan_dir
+from surrogate.stan_engine import CmdStanEngine, PyStanEngine, SamplerSettings, get_engine, parse_elapsed, program_file, stan_dir
 
 pytestmark = pytest.mark.stan
 
@@ -132,6 +132,10 @@ def test_inpaint_outputs(inpainted, small_cvae):
     assert "class_probs[3]" in summary.index and {"ess_bulk", "r_hat", "mcse_mean"} <= set(summary.columns)
     diag = json.loads((out / "diagnostics.json").read_text())
     assert diag["n_chains"] == 2 and len(diag["per_chain"]) == 2 and diag["engine"] == "pystan"
+    # Stan's own per-chain timings, read from its output
+    timing = inpainted[0][1].assessment["timing"]
+    assert len(timing["warmup_s"]) == len(timing["sampling_s"]) == 2
+    assert all(0 < t < timing["wall_s"] for t in timing["warmup_s"] + timing["sampling_s"])
     # a Stan user can rebuild the full data from the two JSON files
     decoder, _ = load_decoder(small_cvae / "decoder.json")
     observations = json.loads((out / "observations.json").read_text())
@@ -187,6 +191,13 @@ def test_engine_selection_errors(monkeypatch):
         SamplerSettings(chains=0).validate()
     with pytest.raises(SurrogateError, match="dense_metric is not available with engine pystan"):
         PyStanEngine().run("inpaint", {}, SamplerSettings(dense_metric=True))
+
+
+def test_elapsed_time_is_read_from_stan_output():
+    draws = '{"topic": "sample", "values": [-1.5e-3, 2.0, 7e+1]}\n' * 2000
+    report = "Elapsed Time: 1.5e-2 seconds (Warm-up)\n               0.75 seconds (Sampling)\n"
+    assert parse_elapsed(draws + report) == {"warmup_s": 0.015, "sampling_s": 0.75}
+    assert all(np.isnan(v) for v in parse_elapsed(draws).values())
 
 
 def test_pystan_refuses_a_running_event_loop():
@@ -434,6 +445,9 @@ def test_class_model_checks_small(small_cvae, inpainted, model):
             s = summarize(r, classes, obs.y, obs.missing)
             assert s["chain_max_abs_diff"] <= CHAIN_SPREAD_LIMIT  # each chain alone gives the same class posterior
             assert s["max_rhat_weighted"] < 1.05  # 4 short chains (300 draws) per fitted piece
+            # chains in one mode: the imputations are their draws, not the noisier importance draws
+            weighted = [row for row in s["per_class"] if row["fitted"] and r.class_probs[row["class"]] > 1e-3]
+            assert {row["imputation"] for row in weighted} == {"chains"}, weighted
             if model == "partitioned":
                 assert s["rmse_missing"] <= 1.02 * main_mode, (s["rmse_missing"], main_mode)
             else:
