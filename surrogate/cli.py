@@ -181,7 +181,7 @@ def sampler_options(fn):
         click.option("--chains", type=int, default=4, help="Chains, run in parallel."),
         click.option("--warmup", type=int, default=1000, help="Warmup iterations per chain."),
         click.option("--draws", type=int, help="Saved draws per chain  [default: 1000; inpaint --class-model partitioned "
-                                               "or per-class: 2000, for R-hat <= 1.01 within a piece]"),
+                                               f"or per-class: {PIECE_DRAWS}, for R-hat <= 1.01 within a piece]"),
         click.option("--seed", type=int, default=1, help="Sampler seed (same draws on both engines)."),
         click.option("--adapt-delta", type=float, default=0.8, help="Target acceptance rate."),
         click.option("--max-treedepth", type=int, default=10),
