@@ -243,13 +243,19 @@ def laplace_evidence(decoder: dict, obs: Observation, sigma: float, starts: int 
     import torch
 
     pieces = Pieces(decoder, obs, sigma, model)
+    if inits is None:
+        inits = torch.randn(starts, pieces.dim, dtype=torch.float64, generator=torch.Generator().manual_seed(seed)).numpy()
+    return _laplace_evidence(pieces, c, inits)
+
+
+def _laplace_evidence(pieces: Pieces, c: int, inits: np.ndarray) -> tuple[float, np.ndarray, list[np.ndarray]]:
+    import torch
+
     cls = torch.tensor([c])
 
     def neg_log_joint(phi):
         return -pieces.log_joint(phi[None], cls)[0]
 
-    if inits is None:
-        inits = torch.randn(starts, pieces.dim, dtype=torch.float64, generator=torch.Generator().manual_seed(seed)).numpy()
     optima = []
     for init in inits:
         phi = torch.tensor(init, dtype=torch.float64).requires_grad_(True)
@@ -317,7 +323,7 @@ def run_per_class(decoder: dict, obs: Observation, sigma: float, settings: Sampl
     pieces = Pieces(decoder, obs, sigma, model)
     # --- screen: many batched starts per piece, the best polished, Laplace evidence there ---
     _, starts = multistart_optima(decoder, obs, sigma, starts=max(16, settings.chains), seed=settings.seed, model=model)
-    laplace = np.array([laplace_evidence(decoder, obs, sigma, inits=starts[c, :1], model=model, c=c)[0] for c in range(decoder["C"])])
+    laplace = np.array([_laplace_evidence(pieces, c, starts[c, :1])[0] for c in range(decoder["C"])])
     fitted = [c for c in range(decoder["C"]) if laplace[c] >= laplace.max() - screen]
     log_z, k_hat, rows, chain_log_z, means, second, weights, fits = [], [], [], [], [], [], [], []
     for c in range(decoder["C"]):

@@ -234,10 +234,12 @@ def build_report(fit_dir: str | Path) -> tuple[Path, Path]:
 
 def build_pieces_report(fit_dir: Path, idata, diag: dict) -> tuple[Path, Path]:
     """The report of a partitioned / per-class fit: the class posterior, each fitted piece's diagnostics, figures."""
+    from surrogate.per_class import PROBABILITY
+
     az = import_arviz()
     model = diag["class_model"]
     classes = [str(c) for c in idata.constant_data["class"].values]
-    prob = {"partitioned": "p(dominant class = c | y)", "per-class": "p(c | y)"}[model]
+    prob = PROBABILITY[model]
     head = [("class model", model), ("predicted class", f"{diag['predicted_class']} ({prob} = {diag['predicted_prob']:.3f})")]
     if "mean_class_weights" in diag:
         w = np.asarray(diag["mean_class_weights"])
