@@ -27,7 +27,7 @@ from surrogate.export import export_decoder
 from surrogate.fileio import write_json
 from surrogate.gp_check import check_prior
 from surrogate.gp_fit import fit_gp, simulate, validate_data
-from surrogate.stan_engine import SamplerSettings
+from surrogate.inference import SamplerSettings
 from surrogate.train import train
 
 #: name -> (dim, points per axis, hidden widths, latent size)

@@ -32,7 +32,8 @@ from surrogate.fileio import write_json
 from surrogate.diagnostics import import_arviz
 from surrogate.export import export_decoder
 from surrogate.inpaint import PROGRAM, observation_from_mnist, random_mask, run_inpaint
-from surrogate.stan_engine import SamplerSettings, inline_includes, program_file
+from surrogate.inference import SamplerSettings
+from surrogate.inference.programs import inline_includes, program_file
 
 
 def reference_decoder(run: Path) -> Path:

@@ -38,7 +38,7 @@ from surrogate.export import load_decoder
 from surrogate.fileio import write_json
 from surrogate.inpaint import observation_from_mnist, random_mask, run_inpaint
 from surrogate.per_class import CHAIN_SPREAD_LIMIT, run_per_class, summarize
-from surrogate.stan_engine import SamplerSettings
+from surrogate.inference import SamplerSettings
 
 AGREEMENT = [("valid", 0, 2)] + [("test", i, 100 + i) for i in range(20)]  # (split, index, mask seed)
 ACCURACY = [("test", i, 100 + i) for i in range(100)]

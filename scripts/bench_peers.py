@@ -131,7 +131,7 @@ def main(args):
 
     from surrogate.export import load_decoder
     from surrogate.inpaint import observation_from_mnist, random_mask, run_inpaint
-    from surrogate.stan_engine import SamplerSettings
+    from surrogate.inference import SamplerSettings
 
     decoder_path = Path(args.decoder)
     data, _ = load_decoder(decoder_path)

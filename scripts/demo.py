@@ -19,7 +19,7 @@ from surrogate.export import export_decoder
 from surrogate.inpaint import observation_from_mnist, random_mask, run_inpaint
 from surrogate.report import build_report
 from surrogate.sample import sample
-from surrogate.stan_engine import SamplerSettings
+from surrogate.inference import SamplerSettings
 
 
 def main(args):

@@ -188,6 +188,9 @@ def sampler_options(fn):
         click.option("--init", "init_radius", type=float, help="Inits uniform in (-R, R)  [default: Stan's 2]"),
         click.option("--dense-metric", is_flag=True, help="Adapt a dense mass matrix (engine cmdstan only)."),
         click.option("--engine", default="auto", help="auto (CmdStan if installed, else PyStan), cmdstan or pystan."),
+        click.option("--cmdstan-path", type=click.Path(file_okay=False, path_type=Path),
+                     help="Use the CmdStan installation in this folder  [default: $CMDSTAN, then cmdstanpy's]"),
+        click.option("--verbose", is_flag=True, help="Also print the engine's own messages (always kept in OUT/engine.log)."),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -217,12 +220,13 @@ def sampler_options(fn):
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), help="MNIST folder for --mnist-index.")
 @user_errors
 def inpaint(decoder_json, mnist_index, split, dataset, image, missing, mask_seed, mask_file, sigma, estimate_sigma, class_model, class_screen,
-            chains, warmup, draws, seed, adapt_delta, max_treedepth, init_radius, dense_metric, engine, out, data_dir):  # fmt: skip
+            chains, warmup, draws, seed, adapt_delta, max_treedepth, init_radius, dense_metric, engine, cmdstan_path, verbose, out, data_dir):  # fmt: skip
     """Inpaint a masked image with Stan's NUTS over the decoder's latent space."""
     from surrogate.diagnostics import format_summary
     from surrogate.export import load_decoder
+    from surrogate.inference import console, get_engine
     from surrogate.inpaint import Observation, observation_from_mnist, random_mask, read_array, run_inpaint
-    from surrogate.stan_engine import SamplerSettings
+    from surrogate.inference import SamplerSettings
 
     decoder, meta = load_decoder(decoder_json)
     d = decoder["D"]
@@ -236,19 +240,21 @@ def inpaint(decoder_json, mnist_index, split, dataset, image, missing, mask_seed
     if draws is None:
         draws = 1000 if class_model == "softmax" else PIECE_DRAWS
     settings = SamplerSettings(chains, warmup, draws, seed, adapt_delta, max_treedepth, init_radius, dense_metric)
-    click.echo(f"inpainting {obs.source}: {int(mask.sum())} of {d} values missing; {chains} chains ({engine} engine)")
+    console.set_verbose(verbose)
+    engine = get_engine(engine, cmdstan_path)
+    click.echo(f"inpainting {obs.source}: {int(mask.sum())} of {d} values missing; {chains} chains ({engine.name} engine)")
     if class_model != "softmax":
         from surrogate.per_class import inpaint_per_class
 
         if estimate_sigma:
             raise SurrogateError(f"--class-model {class_model} needs a fixed --sigma, found --estimate-sigma")
         click.echo(inpaint_per_class(decoder, meta, obs, sigma, settings, engine, class_screen, out, class_model)["text"])
-        click.echo(f"outputs in {out}: posterior.nc, diagnostics.json, summary.txt, class_probs.png, inpaint.png; "
+        click.echo(f"outputs in {out}: posterior.nc, diagnostics.json, summary.txt, class_probs.png, inpaint.png, engine.log; "
                    f"`surrogate report {out}` writes a shareable report")  # fmt: skip
         return
     result = run_inpaint(decoder_json, obs, None if estimate_sigma else sigma, settings, engine, out)
     click.echo(format_summary(result.assessment))
-    written = [n for n in ("posterior.nc", "summary.csv", "inpaint.png", "class_probs.png", "trace.png", "rank.png") if (out / n).exists()]
+    written = [n for n in ("posterior.nc", "summary.csv", "inpaint.png", "class_probs.png", "trace.png", "rank.png", "engine.log") if (out / n).exists()]
     click.echo(f"outputs in {out}: {', '.join(written)}; `surrogate report {out}` writes a shareable report")
 
 
@@ -304,13 +310,14 @@ def gp_simulate(dim, grid, kernel, lengthscale, variance, intercept, observed, l
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
 @user_errors
 def gp_fit(data_json, model, decoder, kernel, lengthscale_prior, variance, hsgp_m, hsgp_c,
-           chains, warmup, draws, seed, adapt_delta, max_treedepth, init_radius, dense_metric, engine, out):  # fmt: skip
+           chains, warmup, draws, seed, adapt_delta, max_treedepth, init_radius, dense_metric, engine, cmdstan_path, verbose, out):  # fmt: skip
     """Fit a surrogate, exact or HSGP model to a GP data set."""
     from surrogate.gp_fit import fit_gp, format_fit, read_data
-    from surrogate.stan_engine import SamplerSettings
+    from surrogate.inference import SamplerSettings, console, get_engine
 
     settings = SamplerSettings(chains, warmup, 1000 if draws is None else draws, seed, adapt_delta, max_treedepth, init_radius, dense_metric)
-    result = fit_gp(model, read_data(data_json), settings, engine, out, decoder_json=decoder, kernel=kernel,
+    console.set_verbose(verbose)
+    result = fit_gp(model, read_data(data_json), settings, get_engine(engine, cmdstan_path), out, decoder_json=decoder, kernel=kernel,
                     lengthscale=lengthscale_prior, variance=variance, hsgp_m=hsgp_m, hsgp_c=hsgp_c)  # fmt: skip
     click.echo(format_fit(result))
-    click.echo(f"outputs in {out}: posterior.nc, summary.csv, diagnostics.json, field.png" + (", lengthscale.png" if "ell_mean" in result else ""))
+    click.echo(f"outputs in {out}: posterior.nc, summary.csv, diagnostics.json, field.png" + (", lengthscale.png" if "ell_mean" in result else "") + ", engine.log")

@@ -12,17 +12,11 @@ import warnings
 
 import numpy as np
 
+from surrogate.inference.idata import import_arviz
+
 RHAT_LIMIT = 1.01  # converged (Vehtari et al. 2021)
 MODE_RHAT = 1.1  # chains in different places, not just short (Gelman & Rubin 1992)
 DECISIVE = 0.5  # a chain's class weight above which its argmax class counts as its mode
-
-
-def import_arviz():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # arviz 0.2x announces its refactor on import
-        import arviz
-
-    return arviz
 
 
 def _extreme(dataset, reduce) -> float:

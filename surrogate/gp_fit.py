@@ -24,7 +24,7 @@ from surrogate.diagnostics import import_arviz
 from surrogate.errors import SurrogateError, check_choice, check_positive_int
 from surrogate.export import load_decoder
 from surrogate.fileio import atomic_path, pyplot, read_json_object, save_figure, write_json, write_text
-from surrogate.stan_engine import SamplerSettings, get_engine, to_inference_data
+from surrogate.inference import SamplerSettings, get_engine, to_inference_data
 
 DATA_FORMAT = "surrogate-gp-data/1"
 LIKELIHOODS = {"gaussian": 1, "poisson": 2, "binomial": 3}
@@ -230,7 +230,7 @@ def fit_gp(model: str, data: dict, settings: SamplerSettings | None = None, engi
                               {"program": f"gp_{model}.stan", "model": model, "likelihood": data["likelihood"]}, log_likelihood=["log_lik"])  # fmt: skip
     result = score(idata, data, fit, prior, model)
     if out is not None:
-        write_fit_outputs(Path(out), idata, result, data)
+        write_fit_outputs(Path(out), idata, result, data, fit.log)
     result["idata"], result["out"] = idata, Path(out) if out is not None else None
     return result
 
@@ -281,9 +281,10 @@ def format_fit(result: dict) -> str:
     return "\n".join(lines)
 
 
-def write_fit_outputs(out: Path, idata, result: dict, data: dict) -> None:
+def write_fit_outputs(out: Path, idata, result: dict, data: dict, log: str = "") -> None:
     az = import_arviz()
     out.mkdir(parents=True, exist_ok=True)
+    write_text(out / "engine.log", log)
     with atomic_path(out / "posterior.nc") as tmp:
         idata.to_netcdf(str(tmp))
     names = [n for n in ("intercept", "ell", "sigma", "f") if n in idata.posterior]

@@ -16,7 +16,7 @@ from surrogate.diagnostics import assess, format_summary, import_arviz
 from surrogate.errors import SurrogateError
 from surrogate.export import load_decoder
 from surrogate.fileio import atomic_path, pyplot, save_figure, write_json, write_text
-from surrogate.stan_engine import SamplerSettings, get_engine, to_inference_data
+from surrogate.inference import SamplerSettings, get_engine, to_inference_data
 
 PROGRAM = "inpaint"
 
@@ -138,7 +138,7 @@ def run_inpaint(
     result = assess(idata, fit.sampler_problems(), truth, obs.missing, classes)
     result.update(engine=fit.engine, timing=fit.timing, label=obs.label, source=obs.source)
     if out is not None:
-        write_outputs(Path(out), idata, result, obs, meta, data)
+        write_outputs(Path(out), idata, result, obs, meta, data, fit.log)
     return InpaintResult(idata, result, Path(out) if out else None)
 
 
@@ -146,9 +146,10 @@ def run_inpaint(
 # outputs
 
 
-def write_outputs(out: Path, idata, result: dict, obs: Observation, meta: dict, data: dict) -> None:
+def write_outputs(out: Path, idata, result: dict, obs: Observation, meta: dict, data: dict, log: str = "") -> None:
     az = import_arviz()
     out.mkdir(parents=True, exist_ok=True)
+    write_text(out / "engine.log", log)
     with atomic_path(out / "posterior.nc") as tmp:
         idata.to_netcdf(str(tmp))
     names = ["theta", "class_probs", "log_lik", "y_mis"] + (["sigma"] if data["estimate_sigma"] else [])

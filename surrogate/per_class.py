@@ -43,7 +43,7 @@ from surrogate.diagnostics import MODE_RHAT, RHAT_LIMIT, import_arviz, rmse
 from surrogate.errors import SurrogateError
 from surrogate.export import torch_decoder
 from surrogate.inpaint import Observation, stan_data
-from surrogate.stan_engine import SamplerSettings, get_engine
+from surrogate.inference import SamplerSettings, console, get_engine
 
 PARETO_K_LIMIT = 0.7  # above this the importance-sampling estimate is unreliable
 CHAIN_SPREAD_LIMIT = 0.05  # max |p_chain_i(c | y) - p_chain_j(c | y)| for chains to count as agreeing
@@ -292,6 +292,7 @@ class PerClassResult:
     fitted: list[int]  # pieces that got a NUTS fit
     model: str = "per-class"
     class_weights: np.ndarray | None = None  # partitioned: posterior mean of the softmax class weights
+    log: str = ""  # the engine messages of every piece's fit
 
 
 def run_per_class(decoder: dict, obs: Observation, sigma: float, settings: SamplerSettings | None = None,
@@ -325,52 +326,55 @@ def run_per_class(decoder: dict, obs: Observation, sigma: float, settings: Sampl
     _, starts = multistart_optima(decoder, obs, sigma, starts=max(16, settings.chains), seed=settings.seed, model=model)
     laplace = np.array([_laplace_evidence(pieces, c, starts[c, :1])[0] for c in range(decoder["C"])])
     fitted = [c for c in range(decoder["C"]) if laplace[c] >= laplace.max() - screen]
-    log_z, k_hat, rows, chain_log_z, means, second, weights, fits = [], [], [], [], [], [], [], []
-    for c in range(decoder["C"]):
-        if c not in fitted:
-            log_z.append(float(laplace[c]))
-            chain_log_z.append(np.full(settings.chains, float(laplace[c])))
-            k_hat.append(float("nan"))
-            rows.append({"class": c, "log_evidence": float(laplace[c]), "laplace_log_evidence": float(laplace[c]), "fitted": False})
-            continue
-        run_settings = settings
-        if not isinstance(settings.init, list):  # start each chain at one of the best optima, best first
-            run_settings = replace(settings, init=[pieces.stan_init(starts[c, j]) for j in range(settings.chains)])
-        fit = runner.run(*pieces.stan(decoder, obs, c), run_settings)
-        phi = pieces.phi_draws(fit.draws)
-        checked = {"phi": phi, "y_mis": fit.draws["y_mis"]}
-        if model == "partitioned":
-            checked["class_probs"] = fit.draws["class_probs"]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            ds = az.convert_to_dataset(checked)
-            rhat = float(np.nanmax(az.rhat(ds).to_array().values)) if phi.shape[0] > 1 else float("nan")
-            ess = float(np.nanmin(az.ess(ds).to_array().values))
-        lz, k, phi_is, log_w = _log_evidence(pieces, c, list(phi), n_importance, seed=settings.seed + c, return_draws=True)
-        own_log_z = [_log_evidence(pieces, c, phi[j], n_importance, seed=settings.seed + c)[0] for j in range(phi.shape[0])]
-        # E[y_mis | y, c], E[y_mis^2 | y, c] and the mean class weights: where the chains share one mode, their
-        # draws (less Monte Carlo error); where they sit in different modes, pooling them would weigh each mode
-        # by its number of chains, so the importance draws, self-normalised, weigh the modes by mass instead
-        one_mode = phi.shape[0] > 1 and rhat <= MODE_RHAT and np.ptp(own_log_z) <= ONE_MODE_LOG_Z
-        if one_mode:
-            decoded = fit.draws["y_mis"].reshape(-1, fit.draws["y_mis"].shape[-1])
-            onehot = np.broadcast_to(np.eye(decoder["C"])[c], (len(decoded), decoder["C"]))
-            class_w = fit.draws["class_probs"].reshape(-1, decoder["C"]) if model == "partitioned" else onehot
-            w_is = np.full(len(decoded), 1 / len(decoded))
-        else:
-            w_is = np.exp(log_w - log_w.max())
-            w_is /= w_is.sum()
-            decoded, class_w = pieces.decode(phi_is, c)
-        means.append(w_is @ decoded)
-        second.append(w_is @ decoded**2)
-        weights.append(w_is @ class_w)
-        log_z.append(lz)
-        k_hat.append(k)
-        chain_log_z.append(own_log_z)
-        rows.append({"class": c, "log_evidence": lz, "laplace_log_evidence": float(laplace[c]), "fitted": True, "pareto_k": k,
-                     "max_rhat": rhat, "min_ess_bulk": ess, "imputation": "chains" if one_mode else "importance sampling",
-                     **fit.sampler_problems(), "sampling_s": float(max(fit.timing["sampling_s"]))})  # fmt: skip
-        fits.append(fit.draws)
+    log_z, k_hat, rows, chain_log_z, means, second, weights, fits, logs = [], [], [], [], [], [], [], [], []
+    iterations = len(fitted) * settings.chains * (settings.warmup + settings.draws)
+    with console.one_bar(iterations, f"{model} fits ({len(fitted)} of {decoder['C']} pieces)"):
+        for c in range(decoder["C"]):
+            if c not in fitted:
+                log_z.append(float(laplace[c]))
+                chain_log_z.append(np.full(settings.chains, float(laplace[c])))
+                k_hat.append(float("nan"))
+                rows.append({"class": c, "log_evidence": float(laplace[c]), "laplace_log_evidence": float(laplace[c]), "fitted": False})
+                continue
+            run_settings = settings
+            if not isinstance(settings.init, list):  # start each chain at one of the best optima, best first
+                run_settings = replace(settings, init=[pieces.stan_init(starts[c, j]) for j in range(settings.chains)])
+            fit = runner.run(*pieces.stan(decoder, obs, c), run_settings)
+            phi = pieces.phi_draws(fit.draws)
+            checked = {"phi": phi, "y_mis": fit.draws["y_mis"]}
+            if model == "partitioned":
+                checked["class_probs"] = fit.draws["class_probs"]
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                ds = az.convert_to_dataset(checked)
+                rhat = float(np.nanmax(az.rhat(ds).to_array().values)) if phi.shape[0] > 1 else float("nan")
+                ess = float(np.nanmin(az.ess(ds).to_array().values))
+            lz, k, phi_is, log_w = _log_evidence(pieces, c, list(phi), n_importance, seed=settings.seed + c, return_draws=True)
+            own_log_z = [_log_evidence(pieces, c, phi[j], n_importance, seed=settings.seed + c)[0] for j in range(phi.shape[0])]
+            # E[y_mis | y, c], E[y_mis^2 | y, c] and the mean class weights: where the chains share one mode, their
+            # draws (less Monte Carlo error); where they sit in different modes, pooling them would weigh each mode
+            # by its number of chains, so the importance draws, self-normalised, weigh the modes by mass instead
+            one_mode = phi.shape[0] > 1 and rhat <= MODE_RHAT and np.ptp(own_log_z) <= ONE_MODE_LOG_Z
+            if one_mode:
+                decoded = fit.draws["y_mis"].reshape(-1, fit.draws["y_mis"].shape[-1])
+                onehot = np.broadcast_to(np.eye(decoder["C"])[c], (len(decoded), decoder["C"]))
+                class_w = fit.draws["class_probs"].reshape(-1, decoder["C"]) if model == "partitioned" else onehot
+                w_is = np.full(len(decoded), 1 / len(decoded))
+            else:
+                w_is = np.exp(log_w - log_w.max())
+                w_is /= w_is.sum()
+                decoded, class_w = pieces.decode(phi_is, c)
+            means.append(w_is @ decoded)
+            second.append(w_is @ decoded**2)
+            weights.append(w_is @ class_w)
+            log_z.append(lz)
+            k_hat.append(k)
+            chain_log_z.append(own_log_z)
+            rows.append({"class": c, "log_evidence": lz, "laplace_log_evidence": float(laplace[c]), "fitted": True, "pareto_k": k,
+                         "max_rhat": rhat, "min_ess_bulk": ess, "imputation": "chains" if one_mode else "importance sampling",
+                         **fit.sampler_problems(), "sampling_s": float(max(fit.timing["sampling_s"]))})  # fmt: skip
+            fits.append(fit.draws)
+            logs.append(f"# piece {c}\n{fit.log}")
     log_z = np.array(log_z)
     probs = _normalize(log_z)
     chain_probs = _normalize(np.array(chain_log_z).T)
@@ -383,7 +387,7 @@ def run_per_class(decoder: dict, obs: Observation, sigma: float, settings: Sampl
     z_name = {"per-class": "theta", "partitioned": "z"}[model]
     draws = {name: np.stack([f[z_name if name == "z" else name] for f in fits], axis=2) for name in names}
     class_weights = w @ np.stack(weights) if model == "partitioned" else None
-    return PerClassResult(probs, chain_probs, log_z, np.array(k_hat), mix_mean, mix_sd, rows, draws, fitted, model, class_weights)
+    return PerClassResult(probs, chain_probs, log_z, np.array(k_hat), mix_mean, mix_sd, rows, draws, fitted, model, class_weights, "\n".join(logs))
 
 
 def _normalize(log_z: np.ndarray) -> np.ndarray:
@@ -483,6 +487,7 @@ def write_per_class_outputs(out, result: PerClassResult, summary: dict, obs: Obs
     with atomic_path(out / "posterior.nc") as tmp:
         idata.to_netcdf(str(tmp))
     write_json(out / "diagnostics.json", summary)
+    write_text(out / "engine.log", result.log)
     write_text(out / "summary.txt", format_per_class(summary, classes) + "\n")
     shape = tuple(meta.get("image_shape") or ())
     if len(shape) == 2:

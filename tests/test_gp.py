@@ -10,6 +10,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from conftest import ENGINE
 from surrogate.cli import main
 from surrogate.config import TrainConfig
 from surrogate.data.gp import GPPrior, grid_points, kernel_matrix
@@ -146,14 +147,15 @@ def gp_data(tmp_path_factory):
 def gp_fits(gp_vae, gp_data, tmp_path_factory):
     """The three models fitted to the same data, each with the lengthscale fixed at the truth (2 chains)."""
     from surrogate.gp_fit import fit_gp, read_data
-    from surrogate.stan_engine import SamplerSettings
+    from surrogate.inference import SamplerSettings
 
     data = read_data(gp_data)
     out = tmp_path_factory.mktemp("gpfits")
     settings = SamplerSettings(chains=2, warmup=400, draws=400, seed=2)
-    return {m: fit_gp(m, data, settings, "pystan", out / m, decoder_json=gp_vae / "decoder.json") for m in ("surrogate", "exact", "hsgp")}
+    return {m: fit_gp(m, data, settings, ENGINE, out / m, decoder_json=gp_vae / "decoder.json") for m in ("surrogate", "exact", "hsgp")}
 
 
+@pytest.mark.stan
 def test_all_three_models_recover_the_field(gp_fits):
     exact = gp_fits["exact"]["rmse"]
     for model, r in gp_fits.items():
@@ -164,8 +166,11 @@ def test_all_three_models_recover_the_field(gp_fits):
         assert 0.65 <= r["coverage90"] <= 1.0, (model, r["coverage90"])
 
 
+@pytest.mark.stan
 def test_gp_fit_outputs(gp_fits):
-    import arviz as az
+    from surrogate.inference import import_arviz
+
+    az = import_arviz()
 
     r = gp_fits["surrogate"]
     idata = r["idata"]
@@ -190,18 +195,19 @@ def test_gp_fit_outputs(gp_fits):
     assert "RMSE of eta vs the truth / 90% coverage" in text and "The field" in text
 
 
+@pytest.mark.stan
 def test_priorcvae_infers_the_lengthscale(gp_data, tmp_path):
     """A PriorCVAE conditioned on the lengthscale; ell gets a posterior within its prior, the field is recovered."""
     from surrogate.export import export_decoder
     from surrogate.gp_fit import fit_gp, read_data
-    from surrogate.stan_engine import SamplerSettings
+    from surrogate.inference import SamplerSettings
     from surrogate.train import train
 
     config = TrainConfig(dataset="gp1d", grid=GRID, model="cvae", lengthscale=(0.15, 0.6), hidden=(64, 64), latent=8, epochs=30,
                          lr=3e-3, batch_size=64, epoch_size=5000, seed=1)  # fmt: skip
     train(config, tmp_path / "cvae", log=lambda _: None, progress=False)
     export_decoder(tmp_path / "cvae")
-    r = fit_gp("surrogate", read_data(gp_data), SamplerSettings(chains=2, warmup=300, draws=300, seed=1), "pystan",
+    r = fit_gp("surrogate", read_data(gp_data), SamplerSettings(chains=2, warmup=300, draws=300, seed=1), ENGINE,
                tmp_path / "fit", decoder_json=tmp_path / "cvae" / "decoder.json")  # fmt: skip
     ell = r["idata"].posterior["ell"].values
     assert ell.min() >= 0.15 and ell.max() <= 0.6 and ell.std() > 0.01
@@ -210,13 +216,14 @@ def test_priorcvae_infers_the_lengthscale(gp_data, tmp_path):
     assert (tmp_path / "fit" / "lengthscale.png").exists() and (tmp_path / "fit" / "field.png").exists()
 
 
+@pytest.mark.stan
 def test_exact_and_hsgp_infer_the_lengthscale(gp_data, tmp_path):
     from surrogate.gp_fit import fit_gp, read_data
-    from surrogate.stan_engine import SamplerSettings
+    from surrogate.inference import SamplerSettings
 
     data = read_data(gp_data)
     for model in ("exact", "hsgp"):
-        r = fit_gp(model, data, SamplerSettings(chains=2, warmup=300, draws=300, seed=1), "pystan", None, lengthscale=(0.1, 0.6))
+        r = fit_gp(model, data, SamplerSettings(chains=2, warmup=300, draws=300, seed=1), ENGINE, None, lengthscale=(0.1, 0.6))
         ell = r["idata"].posterior["ell"].values
         assert 0.1 <= ell.min() and ell.max() <= 0.6
         assert r["rmse"] < 0.7 and r["coverage90"] >= 0.65, (model, r)

@@ -73,7 +73,9 @@ def test_report_renders_in_chromium(report):
 
 
 def test_report_refuses_a_fit_without_sampler_diagnostics(tmp_path):
-    import arviz as az
+    from surrogate.inference import import_arviz
+
+    az = import_arviz()
 
     az.from_dict(posterior={"z": np.zeros((1, 5, 2))}, attrs={"class_model": "mixture"}).to_netcdf(str(tmp_path / "posterior.nc"))
     with pytest.raises(SurrogateError, match=r"has no sampler diagnostics \(mixture\); its results are in summary.txt"):

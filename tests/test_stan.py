@@ -9,12 +9,16 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import N_DIGITS, random_model, softmax
+from conftest import ENGINE, N_DIGITS, random_model, softmax
 from surrogate.data import load_split
 from surrogate.errors import SurrogateError
 from surrogate.export import decoder_stan_data, load_decoder
 from surrogate.inpaint import Observation, random_mask, stan_data
-from surrogate.stan_engine import CmdStanEngine, PyStanEngine, SamplerSettings, get_engine, parse_elapsed, program_file, stan_dir
+from surrogate.inference import SamplerSettings, get_engine
+from surrogate.inference.cmdstan_engine import CmdStanEngine
+from surrogate.inference.fit import parse_elapsed
+from surrogate.inference.programs import program_file, stan_dir
+from surrogate.inference.pystan_engine import PyStanEngine
 
 pytestmark = pytest.mark.stan
 
@@ -71,7 +75,7 @@ def test_stan_decoder_matches_pytorch(kind, hidden, activation, output):
     missing = np.arange(D) % 3 == 0
     obs = Observation(rng.random(D), missing, True)
     settings = SamplerSettings(chains=4, warmup=0, draws=1, init=[{"theta": t.tolist()} for t in thetas])
-    fit = PyStanEngine().run("inpaint", stan_data(decoder, obs, 0.3), settings, fixed_param=True)
+    fit = get_engine(ENGINE).run("inpaint", stan_data(decoder, obs, 0.3), settings, fixed_param=True)
     np.testing.assert_array_equal(fit.draws["theta"][:, 0], thetas)
 
     z = torch.from_numpy(thetas[:, :K])
@@ -120,7 +124,9 @@ def test_inference_data_structure(inpainted):
 
 def test_inpaint_outputs(inpainted, small_cvae):
     obs = inpainted[0][0]
-    import arviz as az
+    from surrogate.inference import import_arviz
+
+    az = import_arviz()
     import pandas as pd
 
     out = small_cvae / "inpaint0"
@@ -131,7 +137,7 @@ def test_inpaint_outputs(inpainted, small_cvae):
     summary = pd.read_csv(out / "summary.csv", index_col=0)
     assert "class_probs[3]" in summary.index and {"ess_bulk", "r_hat", "mcse_mean"} <= set(summary.columns)
     diag = json.loads((out / "diagnostics.json").read_text())
-    assert diag["n_chains"] == 2 and len(diag["per_chain"]) == 2 and diag["engine"] == "pystan"
+    assert diag["n_chains"] == 2 and len(diag["per_chain"]) == 2 and diag["engine"] == ENGINE
     # Stan's own per-chain timings, read from its output
     timing = inpainted[0][1].assessment["timing"]
     assert len(timing["warmup_s"]) == len(timing["sampling_s"]) == 2
@@ -159,7 +165,7 @@ def test_estimated_sigma_and_unconditional_decoder():
 
 def run_inpaint_data(decoder, obs, sigma):
     settings = SamplerSettings(chains=2, warmup=400, draws=400, seed=3)
-    return PyStanEngine().run("inpaint", stan_data(decoder, obs, sigma), settings)
+    return get_engine(ENGINE).run("inpaint", stan_data(decoder, obs, sigma), settings)
 
 
 # ----------------------------------------------------------------------------
@@ -301,7 +307,7 @@ def test_dominant_region_program_matches_pytorch():
         program, data = pieces.stan(decoder, obs, c)
         assert program == "inpaint_dominant" and data["dominant"] == c + 1
         settings = SamplerSettings(chains=4, warmup=0, draws=1, init=[pieces.stan_init(phi) for phi in phis])
-        fit = PyStanEngine().run(program, data, settings, fixed_param=True)
+        fit = get_engine(ENGINE).run(program, data, settings, fixed_param=True)
         np.testing.assert_allclose(pieces.phi_draws(fit.draws)[:, 0], phis, atol=1e-12)
         logits = fit.draws["theta"][:, 0, K:]
         assert (logits.argmax(1) == c).all()
@@ -394,7 +400,9 @@ def test_class_model_inpainting_cli(small_cvae, mnist_dir, tmp_path, model):
     assert diag["class_model"] == model and diag["predicted_class"] == str(y[0])
     assert sum(diag["class_posterior"]) == pytest.approx(1.0)
     assert len(diag["log_evidence"]) == 10 and len(diag["per_class"]) == 10
-    import arviz as az
+    from surrogate.inference import import_arviz
+
+    az = import_arviz()
 
     idata = az.from_netcdf(tmp_path / "pc" / "posterior.nc")
     assert idata.attrs["class_model"] == model
@@ -428,14 +436,14 @@ def test_class_model_checks_small(small_cvae, inpainted, model):
     from surrogate.diagnostics import reliability
     from surrogate.export import load_decoder
     from surrogate.per_class import CHAIN_SPREAD_LIMIT, run_per_class, summarize
-    from surrogate.stan_engine import SamplerSettings
+    from surrogate.inference import SamplerSettings
 
     decoder, _ = load_decoder(small_cvae / "decoder.json")
     classes = [str(c) for c in range(10)]
     first_seed, labels = [], []
     for obs, softmax_fit, _ in inpainted[:3]:
         settings = [SamplerSettings(chains=4, warmup=300, draws=300, seed=s) for s in (1, 2)]
-        runs = [run_per_class(decoder, obs, 0.1, st, "pystan", model=model) for st in settings]
+        runs = [run_per_class(decoder, obs, 0.1, st, ENGINE, model=model) for st in settings]
         posteriors = np.array([r.class_probs for r in runs])
         assert np.ptp(posteriors, axis=0).max() <= 0.05  # stable across seeds
         chains = softmax_fit.assessment["per_chain"]
@@ -463,7 +471,7 @@ def test_fit_cache_is_not_emptied_under_a_concurrent_run(tmp_path, monkeypatch):
     """A run empties httpstan's fit cache only when no other run (another process) is sampling the model."""
     import httpstan.cache
 
-    from surrogate.stan_engine import PyStanEngine
+    from surrogate.inference.pystan_engine import PyStanEngine
 
     monkeypatch.setattr(httpstan.cache, "model_directory", lambda name: tmp_path / name)
     fits = tmp_path / "models" / "m1" / "fits"
