@@ -79,6 +79,7 @@ def main():
 @click.option("--free-bits", type=float, default=0.0, help="Nats per latent dimension free of KL penalty.")
 @click.option("--denoise", type=float, default=0.0, help="Sd of Gaussian noise on the encoder input.")
 @click.option("--sparsity", type=float, default=0.0, help="L1 weight on the code (sparse autoencoder).")
+@click.option("--dropout", type=float, default=0.0, help="Dropout probability after each encoder hidden layer (dropout autoencoder).")
 @click.option("--epochs", type=int, default=30, help="Total epochs (a resumed run continues up to this).")
 @click.option("--batch-size", type=int, default=128)
 @click.option("--lr", type=float, default=1e-3, help="Adam learning rate.")
@@ -156,6 +157,39 @@ def export(run_dir, out):
 
     data_path, meta_path = export_decoder(run_dir, out)
     click.echo(f"wrote {data_path} and {meta_path}")
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--split", default="test", help="train, valid or test (GP prior draws: valid or test, fresh draws with a fixed seed).")
+@click.option("--k", type=int, default=100, help="Importance samples per example for the IWAE bound (1: the ELBO).")
+@click.option("--n", type=int, default=1000, help="Examples of the split to evaluate.")
+@click.option("--seed", type=int, default=0, help="Seed of the Monte Carlo draws.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Folder for evaluate.json and the figures  [default: RUN_DIR/evaluate]")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), help="MNIST folder  [default: $SURROGATE_DATA_DIR, then the cache]")
+@user_errors
+def evaluate(run_dir, split, k, n, seed, out, data_dir):
+    """How good a generative model is the run's VAE: ELBO terms, KL per dimension, active units, IWAE, PCA."""
+    from surrogate.evaluate import evaluate_run, format_evaluation
+
+    out = out or run_dir / "evaluate"
+    click.echo(format_evaluation(evaluate_run(run_dir, split, k, n, out, data_dir, seed)))
+    click.echo(f"outputs in {out}: evaluate.json, evaluate.txt, scores.csv, anomalies.png" + ("" if not (out / "kl_per_dim.png").exists() else ", kl_per_dim.png")
+               + f"; `surrogate report {run_dir}` shows them")  # fmt: skip
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", default="latent.png", type=click.Path(dir_okay=False, path_type=Path), help="PNG to write.")
+@click.option("--split", default="test", help="train, valid or test (GP prior draws: valid or test).")
+@click.option("--n", type=int, default=2000, help="Examples to encode.")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), help="MNIST folder  [default: $SURROGATE_DATA_DIR, then the cache]")
+@user_errors
+def latent(run_dir, out, split, n, data_dir):
+    """Encoder means of a split in 2-D, coloured by class, with the prior's 1σ/2σ circles."""
+    from surrogate.evaluate import plot_latent
+
+    click.echo(f"wrote {plot_latent(run_dir, out, split, n, data_dir)}")
 
 
 @main.command(context_settings=CONTEXT)
@@ -262,7 +296,7 @@ def inpaint(decoder_json, mnist_index, split, dataset, image, missing, mask_seed
 @click.argument("fit_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @user_errors
 def report(fit_dir):
-    """Write report.html (self-contained) and report.md for a fit directory."""
+    """Write report.html (self-contained) and report.md for a fit or training run directory."""
     from surrogate.report import build_report
 
     html_path, md_path = build_report(fit_dir)

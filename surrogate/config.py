@@ -40,6 +40,7 @@ class TrainConfig:
     free_bits: float = 0.0  # nats per latent dimension not penalised by the KL
     denoise: float = 0.0  # sd of Gaussian noise added to the encoder input (denoising AE)
     sparsity: float = 0.0  # weight of the L1 penalty on the code (sparse AE)
+    dropout: float = 0.0  # dropout probability after each hidden layer of the encoder (dropout autoencoder)
     # optimisation
     epochs: int = 30  # total epochs (a resumed run continues up to this)
     batch_size: int = 128
@@ -114,6 +115,8 @@ class TrainConfig:
         for name in ("lr", "noise_scale"):
             if getattr(self, name) is not None and not getattr(self, name) > 0:
                 raise SurrogateError(f"{name.replace('_', '-')} must be positive, found {getattr(self, name)}")
+        if not 0 <= self.dropout < 1:
+            raise SurrogateError(f"dropout must be a probability in [0, 1), found {self.dropout}")
         for name in ("beta", "kl_warmup", "free_bits", "denoise", "sparsity"):
             if not getattr(self, name) >= 0:
                 raise SurrogateError(f"{name.replace('_', '-')} must be non-negative, found {getattr(self, name)}")

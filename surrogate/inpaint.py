@@ -16,7 +16,7 @@ from surrogate.diagnostics import assess, format_summary, import_arviz
 from surrogate.errors import SurrogateError
 from surrogate.export import load_decoder
 from surrogate.fileio import atomic_path, pyplot, save_figure, write_json, write_text
-from surrogate.inference import SamplerSettings, get_engine, to_inference_data
+from surrogate.inference import SamplerSettings, arviz_plotting, get_engine, to_inference_data
 
 PROGRAM = "inpaint"
 
@@ -220,6 +220,7 @@ def plot_class_probs(path: Path, idata) -> None:
     save_figure(fig, path)
 
 
+@arviz_plotting()
 def plot_chains(out: Path, idata) -> None:
     """Trace plot of z and the class weights, rank plots of the log-likelihood and class weights."""
     az = import_arviz()

@@ -34,6 +34,11 @@ def kl_per_dim(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     return 0.5 * (torch.exp(logvar) + mu**2 - 1.0 - logvar)
 
 
+def elbo(log_likelihood: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """Per-example ELBO: the expected log-likelihood (e.g. ``-reconstruction(...)`` at a draw z ~ q) minus KL(q || N(0, I))."""
+    return log_likelihood - kl_per_dim(mu, logvar).sum(dim=-1)
+
+
 def kl_term(mu: torch.Tensor, logvar: torch.Tensor, free_bits: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
     """(per-example KL summed over dimensions, the KL that enters the loss).
 

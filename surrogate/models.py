@@ -22,8 +22,8 @@ OUTPUT_ACTIVATIONS = {"identity": (nn.Identity, 0), "sigmoid": (nn.Sigmoid, 1)}
 MODEL_KINDS = ("ae", "vae", "cvae")
 
 
-def mlp(sizes: list[int], activation: str, output_activation: str | None = None) -> nn.Sequential:
-    """Linear layers between ``sizes`` with ``activation`` after each hidden one.
+def mlp(sizes: list[int], activation: str, output_activation: str | None = None, dropout: float = 0.0) -> nn.Sequential:
+    """Linear layers between ``sizes`` with ``activation`` (then dropout, when > 0) after each hidden one.
 
     The last Linear gets ``output_activation`` (none when ``None``; an identity
     output adds no module).
@@ -33,6 +33,8 @@ def mlp(sizes: list[int], activation: str, output_activation: str | None = None)
         layers.append(nn.Linear(n_in, n_out))
         if i < len(sizes) - 2:
             layers.append(HIDDEN_ACTIVATIONS[activation][0]())
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
     if output_activation not in (None, "identity"):
         layers.append(OUTPUT_ACTIVATIONS[output_activation][0]())
     return nn.Sequential(*layers)
@@ -58,6 +60,8 @@ class MLPAutoencoder(nn.Module):
         cond_dim: size of the condition (0 unless ``kind == "cvae"``).
         activation: hidden activation name.
         output_activation: ``sigmoid`` for images in [0, 1], ``identity`` else.
+        dropout: dropout probability after each hidden layer of the encoder
+            (a dropout autoencoder); the decoder, the part exported to Stan, has none.
     """
 
     def __init__(
@@ -69,6 +73,7 @@ class MLPAutoencoder(nn.Module):
         cond_dim: int = 0,
         activation: str = "elu",
         output_activation: str = "sigmoid",
+        dropout: float = 0.0,
     ):
         super().__init__()
         check_choice("model", kind, MODEL_KINDS)
@@ -86,9 +91,13 @@ class MLPAutoencoder(nn.Module):
         self.latent_dim = latent_dim
         self.cond_dim = cond_dim
         hidden = list(hidden_dims)
-        self.encoder = mlp([input_dim + cond_dim, *hidden], activation)
-        # The encoder's last hidden layer is followed by its activation, then the heads.
+        if not 0 <= dropout < 1:
+            raise SurrogateError(f"dropout must be a probability in [0, 1), found {dropout}")
+        self.encoder = mlp([input_dim + cond_dim, *hidden], activation, dropout=dropout)
+        # The encoder's last hidden layer is followed by its activation (and dropout), then the heads.
         self.encoder.append(HIDDEN_ACTIVATIONS[activation][0]())
+        if dropout > 0:
+            self.encoder.append(nn.Dropout(dropout))
         self.to_mu = nn.Linear(hidden[-1], latent_dim)
         self.to_logvar = nn.Linear(hidden[-1], latent_dim) if kind != "ae" else None
         self.decoder = mlp([latent_dim + cond_dim, *reversed(hidden), input_dim], activation, output_activation)
@@ -125,4 +134,5 @@ def build_model(config, input_dim: int, n_classes: int, output_activation: str) 
         cond_dim=n_classes if config.model == "cvae" else 0,
         activation=config.activation,
         output_activation=output_activation,
+        dropout=config.dropout,
     )

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from surrogate.diagnostics import RHAT_LIMIT, import_arviz
+from surrogate.inference.idata import arviz_plotting
 from surrogate.errors import SurrogateError
 from surrogate.fileio import pyplot, save_figure, write_text
 
@@ -113,6 +114,7 @@ def headline(diag: dict, summary) -> list[tuple[str, str]]:
     return rows
 
 
+@arviz_plotting()
 def make_figures(fit_dir: Path, idata) -> dict[str, str]:
     """Rank, trace and energy plots for the latent parameters, saved beside the fit."""
     az = import_arviz()
@@ -173,6 +175,10 @@ th{background:#f3f3f3}td:first-child{text-align:left}.warn{background:#fff3cd;bo
 def build_report(fit_dir: str | Path) -> tuple[Path, Path]:
     """Write ``report.html`` and ``report.md`` into ``fit_dir``; return their paths."""
     fit_dir = Path(fit_dir)
+    if (fit_dir / "config.json").is_file() and not (fit_dir / "posterior.nc").is_file():  # a training run
+        from surrogate.run_report import build_run_report
+
+        return build_run_report(fit_dir)
     idata, summary, diag = load_fit_dir(fit_dir)
     if summary is None:
         return build_pieces_report(fit_dir, idata, diag)
@@ -263,7 +269,8 @@ def build_pieces_report(fit_dir: Path, idata, diag: dict) -> tuple[Path, Path]:
     for piece in idata.posterior["fitted_class"].values:
         z = idata.posterior["z"].sel(fitted_class=piece)
         if z.sizes["chain"] > 1:
-            axes = az.plot_rank(z.to_dataset(name=f"z (class {piece})"), kind="bars")
+            with arviz_plotting():
+                axes = az.plot_rank(z.to_dataset(name=f"z (class {piece})"), kind="bars")
             name = f"rank_z_{piece}.png"
             save_figure(np.ravel(axes)[0].figure, fit_dir / name)
             figures[name] = f"Rank plots of z, piece {piece} (uniform bars when chains agree)"

@@ -2,6 +2,6 @@
 
 from surrogate.inference.engines import ENGINES, engine_status, get_engine
 from surrogate.inference.fit import SamplerSettings, StanFit
-from surrogate.inference.idata import import_arviz, to_inference_data
+from surrogate.inference.idata import arviz_plotting, import_arviz, to_inference_data
 
-__all__ = ["ENGINES", "SamplerSettings", "StanFit", "engine_status", "get_engine", "import_arviz", "to_inference_data"]
+__all__ = ["ENGINES", "SamplerSettings", "StanFit", "arviz_plotting", "engine_status", "get_engine", "import_arviz", "to_inference_data"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from dataclasses import asdict
 
@@ -12,6 +13,14 @@ def import_arviz():
         import arviz
 
     return arviz
+
+
+@contextlib.contextmanager
+def arviz_plotting():
+    """Around ArviZ's plots: silence matplotlib 3.11's deprecation of the call ArviZ 0.2x makes on each plot."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Passing a dict or None as alias_mapping")
+        yield
 
 
 def to_inference_data(fit, coords=None, dims=None, observed_data=None, constant_data=None, attrs=None, log_likelihood=None):
