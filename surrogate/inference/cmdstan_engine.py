@@ -97,7 +97,9 @@ class CmdStanEngine:
         kwargs = dict(data=data, chains=settings.chains, parallel_chains=settings.chains, iter_sampling=settings.draws,
                       seed=settings.seed, inits=settings.init, show_progress=True, sig_figs=18)  # fmt: skip
         if fixed_param:
-            kwargs.update(fixed_param=True)
+            # cmdstanpy 1.3 runs fixed_param chains in one process but names per-chain init files
+            # that CmdStan then cannot open ("Can't open specified file"): one process per chain
+            kwargs.update(fixed_param=True, force_one_process_per_chain=True)
         else:
             kwargs.update(iter_warmup=settings.warmup, adapt_delta=settings.adapt_delta,
                           max_treedepth=settings.max_treedepth, metric="dense_e" if settings.dense_metric else "diag_e")  # fmt: skip
@@ -113,6 +115,8 @@ class CmdStanEngine:
             ok = True
         except RuntimeError as exc:
             raise SurrogateError(f"CmdStan failed to sample {name}.stan: {console_excerpt(str(exc))}") from None
+        except ValueError as exc:  # cmdstanpy's own checks of the data and arguments
+            raise SurrogateError(f"CmdStan rejected the data for {name}.stan: {first_line(exc)}") from None
         finally:
             progress.finish(ok)
         wall_s = time.perf_counter() - t0
@@ -172,16 +176,31 @@ def progress_hook(progress, chain_ids: list[int]):
     return hook
 
 
+CONFIG_LINE_RE = re.compile(r"^\s*[\w.]+( = .*)?$")  # CmdStan echoing its arguments: "data", "  file = ..."
+
+
+def explaining_lines(raw: list[str], skip_config: bool = False) -> list[str]:
+    """Distinct non-empty lines that are neither progress nor (with ``skip_config``) CmdStan's argument echo."""
+    seen, lines = set(), []
+    for line in (ln.strip() for ln in raw):
+        if not line or PROGRESS_RE.search(line) or line in seen or line.startswith("Consider re-running"):
+            continue
+        if skip_config and CONFIG_LINE_RE.match(line):
+            continue
+        seen.add(line)
+        lines.append(line if len(line) <= 300 else line[:300] + " ...")
+    return lines
+
+
 def console_excerpt(message: str, limit: int = ERROR_LINES) -> str:
     """The lines of a cmdstanpy error that explain it: CmdStan's messages, without progress lines or file lists."""
     text = message.split("Command and output files:")[0]
     text = text.replace("Error during sampling:", "")
-    seen, lines = set(), []
-    for line in (ln.strip() for ln in text.splitlines()):
-        if not line or PROGRESS_RE.search(line) or line in seen or line.startswith("Consider re-running"):
-            continue
-        seen.add(line)
-        lines.append(line if len(line) <= 300 else line[:300] + " ...")
+    lines = explaining_lines(text.splitlines())
+    if not lines:  # the message names the console files instead: CmdStan's own words are there
+        for path in re.findall(r"(\S+-stdout\.txt)", message):
+            if Path(path).is_file():
+                lines += explaining_lines(Path(path).read_text(errors="replace").splitlines(), skip_config=True)
     if not lines:
         return first_line(message)
     more = f"\n  ... {len(lines) - limit} more lines" if len(lines) > limit else ""
