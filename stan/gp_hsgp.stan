@@ -7,34 +7,20 @@
 // tensor products) weighted by the kernel's spectral density S. The
 // lengthscale is fixed (ell_lower = ell_upper) or Uniform(ell_lower,
 // ell_upper). eta = intercept + f + log_offset at the observed cells enters a
-// Gaussian, Poisson (log link) or binomial (logit link) likelihood.
+// Gaussian, Poisson (log link) or binomial (logit link) likelihood. Compile
+// with the include path stan/include.
 functions {
   #include gp.stanfunctions
 }
 data {
-  // --- GP prior ---
-  int<lower=1> D; // number of grid cells
-  int<lower=1, upper=2> dim; // input dimension
-  array[D] vector[dim] x; // cell coordinates in [0, 1]^dim
-  int<lower=1, upper=4> kernel; // 1 rbf, 2 matern12, 3 matern32, 4 matern52
-  real<lower=0> sigma_f; // marginal standard deviation of the GP
-  real<lower=0> ell_lower; // lengthscale prior: Uniform(ell_lower, ell_upper)
-  real<lower=ell_lower> ell_upper; // (equal bounds: a fixed lengthscale)
+  // --- basis ---
   int<lower=1> M; // basis functions per dimension
   real<lower=1> c_boundary; // boundary factor: the domain is extended c times
-  // --- observations ---
-  int<lower=0, upper=D> N_obs; // number of observed cells
-  array[N_obs] int<lower=1, upper=D> obs_idx; // observed cells (distinct)
-  int<lower=1, upper=3> likelihood; // 1 gaussian, 2 poisson, 3 binomial
-  vector[likelihood == 1 ? N_obs : 0] y; // gaussian observations
-  array[likelihood == 1 ? 0 : N_obs] int<lower=0> counts; // poisson/binomial counts
-  array[likelihood == 3 ? N_obs : 0] int<lower=0> trials; // binomial trials
-  vector[N_obs] log_offset; // added to the linear predictor (log exposure)
-  real intercept_prior_mean; // normal prior on the intercept: mean
-  real<lower=0> intercept_prior_sd; // normal prior on the intercept: sd
-  real<lower=0> sigma_prior_scale; // half-normal prior scale of the gaussian sd
+  #include gp_prior_data.stan
+  #include observations_data.stan
 }
 transformed data {
+  check_observations(likelihood, counts, trials);
   int fixed = ell_lower == ell_upper; // 1: the lengthscale is not inferred
   int M_total = dim == 1 ? M : M * M; // number of basis functions
   real B = 0.5 * c_boundary; // half-width of the extended domain

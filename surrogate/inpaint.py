@@ -124,7 +124,7 @@ def run_inpaint(
         "missing_pixel": mis, "observed_pixel": observed,
     }  # fmt: skip
     dims = {"theta": ["param"], "z": ["latent"], "class_probs": ["class"], "y_hat": ["pixel"],
-            "y_mis": ["missing_pixel"], "y_obs": ["observed_pixel"], "missing": ["pixel"], "y_true": ["pixel"]}  # fmt: skip
+            "y_mis": ["missing_pixel"], "y_obs": ["observed_pixel"], "log_lik": ["observed_pixel"], "missing": ["pixel"], "y_true": ["pixel"]}  # fmt: skip
     constant = {"missing": obs.missing}
     if obs.truth_known:
         constant["y_true"] = obs.y
@@ -132,7 +132,7 @@ def run_inpaint(
              "decoder": str(decoder_json), "decoder_sha256": meta.get("weights_sha256", "")}  # fmt: skip
     if meta.get("image_shape"):
         attrs["image_shape"] = json.dumps(meta["image_shape"])
-    idata = to_inference_data(fit, coords, dims, {"y_obs": obs.y[observed]}, constant, attrs)
+    idata = to_inference_data(fit, coords, dims, {"y_obs": obs.y[observed]}, constant, attrs, log_likelihood=["log_lik"], keep_totals=True)
 
     truth = obs.y if obs.truth_known else None
     result = assess(idata, fit.sampler_problems(), truth, obs.missing, classes)

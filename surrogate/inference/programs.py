@@ -2,7 +2,9 @@
 
 A program is named by its stem (``"inpaint"`` for ``stan/inpaint.stan``) or given as a path
 to any ``.stan`` file; both engines compile the inlined text, so a model is cached by the
-text it was built from.
+text it was built from. Included files are looked up beside the including file, then in
+``stan/include/`` (the folder to pass as stanc's ``--include-paths`` when compiling the
+programs yourself).
 """
 
 from __future__ import annotations
@@ -36,13 +38,22 @@ def program_file(name: str) -> Path:
     return path
 
 
+def include_dirs(path: Path) -> list[Path]:
+    """Where ``#include`` in ``path`` is resolved: its folder, then the shared ``stan/include/``."""
+    return [path.parent, stan_dir() / "include"]
+
+
 def inline_includes(path: Path, seen: tuple[Path, ...] = ()) -> str:
     """The program text with each ``#include file`` replaced by that file (PyStan has no include paths)."""
     if path in seen:
         raise SurrogateError(f"{path} includes itself")
 
     def replace(match: re.Match) -> str:
-        return inline_includes(path.parent / match.group(1), (*seen, path))
+        folders = include_dirs(path)
+        found = next((folder / match.group(1) for folder in folders if (folder / match.group(1)).is_file()), None)
+        if found is None:
+            raise SurrogateError(f"{path} includes {match.group(1)!r}, found in none of {', '.join(map(str, folders))}")
+        return inline_includes(found, (*seen, path))
 
     return INCLUDE_RE.sub(replace, path.read_text())
 
