@@ -15,10 +15,10 @@ import argparse
 import time
 from pathlib import Path
 
-from surrogate.config import TrainConfig
-from surrogate.evaluate import evaluate_run
 from surrogate.fileio import write_json
-from surrogate.train import train
+from surrogate.nn.config import TrainConfig
+from surrogate.nn.evaluate import evaluate_run
+from surrogate.nn.train import train
 
 
 def main(args):

@@ -22,13 +22,13 @@ import json
 import time
 from pathlib import Path
 
-from surrogate.config import TrainConfig
-from surrogate.export import export_decoder
 from surrogate.fileio import write_json
-from surrogate.gp_check import check_prior
-from surrogate.gp_fit import fit_gp, simulate, validate_data
 from surrogate.inference import SamplerSettings
-from surrogate.train import train
+from surrogate.nn.config import TrainConfig
+from surrogate.nn.export import export_decoder
+from surrogate.nn.train import train
+from surrogate.tasks.gp_check import check_prior
+from surrogate.tasks.gp_fit import fit_gp, simulate, validate_data
 
 #: name -> (dim, points per axis, hidden widths, latent size)
 SETTINGS = {"1d-100": (1, 100, (256, 128), 16), "1d-400": (1, 400, (256, 128), 20),
@@ -77,7 +77,7 @@ def main(args):
                     warm = 100 if (model == "exact" and data["D"] > 100) else 500
                     settings = SamplerSettings(chains=2, warmup=warm, draws=warm, seed=1)
                     r = fit_gp(model, data, settings, args.engine, None, decoder_json=run / "decoder.json", lengthscale=PRIOR)
-                    r = {"setting": name, "run": True, **{k: v for k, v in r.items() if k not in ("idata", "out")}}
+                    r = {"setting": name, "run": True, **r.diagnostics}
                 done[(name, model)] = r
                 with results_path.open("a") as f:
                     f.write(json.dumps(r) + "\n")

@@ -27,17 +27,17 @@ from pathlib import Path
 
 import numpy as np
 
-from surrogate.config import TrainConfig
 from surrogate.fileio import write_json
-from surrogate.diagnostics import import_arviz
-from surrogate.export import export_decoder
-from surrogate.inpaint import PROGRAM, observation_from_mnist, random_mask, run_inpaint
 from surrogate.inference import SamplerSettings
+from surrogate.inference.diagnostics import import_arviz
 from surrogate.inference.programs import inline_includes, program_file
+from surrogate.nn.config import TrainConfig
+from surrogate.nn.export import export_decoder
+from surrogate.tasks.inpaint import PROGRAM, observation_from_mnist, random_mask, run_inpaint
 
 
 def reference_decoder(run: Path) -> Path:
-    from surrogate.train import train
+    from surrogate.nn.train import train
 
     if not (run / "checkpoint.pt").exists() or not (run / "decoder.json").exists():
         config = TrainConfig(dataset="mnist", model="cvae", hidden=(400, 200, 100), latent=15, epochs=30, seed=1)
@@ -60,7 +60,7 @@ def measure(decoder: Path, chains: int, args) -> dict:
     obs = observation_from_mnist("mnist", "valid", 0, random_mask(784, 0.5, 2))
     settings = SamplerSettings(chains=chains, warmup=args.warmup, draws=args.draws, seed=args.seed, dense_metric=args.dense_metric)
     result = run_inpaint(decoder, obs, 0.1, settings, args.engine)
-    idata, a = result.idata, result.assessment
+    idata, a = result.idata, result.diagnostics
     t = a["timing"]
     steps = idata.sample_stats["n_steps"].sum("draw").values  # leapfrog steps per chain (sampling phase)
     with warnings.catch_warnings():

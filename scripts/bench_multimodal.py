@@ -33,12 +33,12 @@ from pathlib import Path
 
 import numpy as np
 
-from surrogate.diagnostics import RHAT_LIMIT, reliability
-from surrogate.export import load_decoder
+from surrogate.decoder.io import load_decoder
 from surrogate.fileio import write_json
-from surrogate.inpaint import observation_from_mnist, random_mask, run_inpaint
-from surrogate.per_class import CHAIN_SPREAD_LIMIT, run_per_class, summarize
 from surrogate.inference import SamplerSettings
+from surrogate.inference.diagnostics import RHAT_LIMIT, reliability
+from surrogate.tasks.inpaint import observation_from_mnist, random_mask, run_inpaint
+from surrogate.tasks.pieces import CHAIN_SPREAD_LIMIT, run_per_class, summarize
 
 AGREEMENT = [("valid", 0, 2)] + [("test", i, 100 + i) for i in range(20)]  # (split, index, mask seed)
 ACCURACY = [("test", i, 100 + i) for i in range(100)]
@@ -66,7 +66,7 @@ def softmax_record(decoder_json, digit, seed, chains, warmup, draws, engine):
     t0 = time.perf_counter()
     res = run_inpaint(decoder_json, obs, 0.1, SamplerSettings(chains=chains, warmup=warmup, draws=draws, seed=seed), engine)
     wall = time.perf_counter() - t0
-    a = res.assessment
+    a = res.diagnostics
     return {"model": "softmax", "digit": list(digit), "label": obs.label, "seed": seed, "chains": chains,
             "class_posterior": a["pooled_class_probs"], "max_rhat": a["max_rhat"], "min_ess_bulk": a["min_ess_bulk"],
             "rhat_by_var": a["rhat_by_var"], "chains_disagree": a["chains_disagree"],

@@ -36,7 +36,7 @@ os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=4")
 
 def ess_summary(theta: np.ndarray, y_mis: np.ndarray) -> dict:
     """theta (chain, draw, P) and decoded missing pixels (chain, draw, M) -> ESS figures."""
-    from surrogate.diagnostics import import_arviz
+    from surrogate.inference.diagnostics import import_arviz
 
     az = import_arviz()
     with warnings.catch_warnings():
@@ -59,7 +59,7 @@ def decode_numpy(data: dict, theta: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """Decoded means at ``rows`` for a batch of theta [N, K+C] (float64, like Stan)."""
     import torch
 
-    from surrogate.export import torch_decoder
+    from surrogate.nn.export import torch_decoder
 
     K, C = data["K"], data["C"]
     x = torch.from_numpy(theta.reshape(-1, K + C))
@@ -129,9 +129,9 @@ def run_numpyro(kernel_fn, model, chains, warmup, draws, method, seed):
 def main(args):
     import jax
 
-    from surrogate.export import load_decoder
-    from surrogate.inpaint import observation_from_mnist, random_mask, run_inpaint
+    from surrogate.decoder.io import load_decoder
     from surrogate.inference import SamplerSettings
+    from surrogate.tasks.inpaint import observation_from_mnist, random_mask, run_inpaint
 
     decoder_path = Path(args.decoder)
     data, _ = load_decoder(decoder_path)
@@ -160,7 +160,7 @@ def main(args):
         import torch
         from numpyro.infer import SA
 
-        from surrogate.export import torch_decoder
+        from surrogate.nn.export import torch_decoder
 
         net = torch_decoder(data).float()
         K, C = data["K"], data["C"]
@@ -197,11 +197,11 @@ def main(args):
     for chains in (1, 4):
         settings = SamplerSettings(chains=chains, warmup=args.warmup, draws=args.draws, seed=args.seed)
         result = run_inpaint(decoder_path, obs, sigma, settings, args.engine)
-        t = result.assessment["timing"]
+        t = result.diagnostics["timing"]
         theta = result.idata.posterior["theta"].values
         steps = result.idata.sample_stats["n_steps"].sum("draw").values
         grad_us = 1e6 * float(np.mean(np.array(t["sampling_s"]) / steps))
-        record(f"surrogate Stan NUTS ({result.assessment['engine']}, parallel chains)", theta, t["compile_s"], max(t["sampling_s"]),
+        record(f"surrogate Stan NUTS ({result.diagnostics['engine']}, parallel chains)", theta, t["compile_s"], max(t["sampling_s"]),
                t["wall_s"], chains, args.draws, {"gradient_us": grad_us})  # fmt: skip
 
     report = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "python": platform.python_version(),

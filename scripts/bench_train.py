@@ -23,10 +23,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from surrogate.config import TrainConfig
-from surrogate.fileio import write_json
 from surrogate.data import load_split
-from surrogate.train import select_device, train
+from surrogate.fileio import write_json
+from surrogate.nn.config import TrainConfig
+from surrogate.nn.train import select_device, train
 
 
 def minimal_loop(x: torch.Tensor, c: torch.Tensor, epochs: int, device) -> list[float]:

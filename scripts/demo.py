@@ -13,13 +13,13 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from surrogate.config import TrainConfig
-from surrogate.diagnostics import format_summary
-from surrogate.export import export_decoder
-from surrogate.inpaint import observation_from_mnist, random_mask, run_inpaint
-from surrogate.report import build_report
-from surrogate.sample import sample
 from surrogate.inference import SamplerSettings
+from surrogate.inference.diagnostics import format_summary
+from surrogate.nn.config import TrainConfig
+from surrogate.nn.export import export_decoder
+from surrogate.nn.sample import sample
+from surrogate.reports.fit import build_report
+from surrogate.tasks.inpaint import observation_from_mnist, random_mask, run_inpaint
 
 
 def main(args):
@@ -27,7 +27,7 @@ def main(args):
     t0 = time.perf_counter()
 
     # --- 1. train the reference CVAE: 784(+10) -> 400 -> 200 -> 100 -> 15, ELU, sigmoid ---
-    from surrogate.train import train
+    from surrogate.nn.train import train
 
     run = out / "cvae"
     config = TrainConfig(dataset="mnist", model="cvae", hidden=(400, 200, 100), latent=15, epochs=args.epochs, seed=1)
@@ -44,22 +44,22 @@ def main(args):
     settings = SamplerSettings(chains=args.chains, warmup=args.warmup, draws=args.draws, seed=args.seed)
     print(f"inpainting {obs.source}: {int(mask.sum())} of 784 pixels missing, {args.chains} chains of Stan's NUTS")
     result = run_inpaint(decoder_json, obs, 0.1, settings, args.engine, out / "inpaint")
-    timing = result.assessment["timing"]
-    print(format_summary(result.assessment))
-    print(f"Stan: compile/load {timing['compile_s']:.1f}s, warmup+sampling {timing['wall_s']:.1f}s ({result.assessment['engine']})")
+    timing = result.diagnostics["timing"]
+    print(format_summary(result.diagnostics))
+    print(f"Stan: compile/load {timing['compile_s']:.1f}s, warmup+sampling {timing['wall_s']:.1f}s ({result.diagnostics['engine']})")
     # --- 4. a shareable report of the fit ---
     html_path, _ = build_report(out / "inpaint")
     print(f"figures: {run / 'samples.png'}, {run / 'learning_curves.png'}, {out / 'inpaint' / 'inpaint.png'}, {out / 'inpaint' / 'class_probs.png'}")
     print(f"report: {html_path} (self-contained) and {html_path.with_suffix('.md')}")
     # --- 5. the same digit with the recommended class model: the softmax model region by region ---
-    from surrogate.export import load_decoder
-    from surrogate.per_class import inpaint_per_class
+    from surrogate.decoder.io import load_decoder
+    from surrogate.tasks.pieces import inpaint_per_class
 
     decoder, meta = load_decoder(decoder_json)
     print("the same digit, --class-model partitioned (one fit per plausible dominant-class region, weighed by mass):")
     pieces = replace(settings, draws=args.piece_draws)
     summary = inpaint_per_class(decoder, meta, obs, 0.1, pieces, args.engine, out=out / "partitioned", model="partitioned")
-    print(summary["text"])
+    print(summary.text)
     print(f"demo finished in {time.perf_counter() - t0:.0f}s")
 
 

@@ -13,7 +13,7 @@ def report(data_dir=None) -> str:
     from surrogate import __version__
     from surrogate.data.mnist import resolve_data_dir
     from surrogate.inference import engine_status, get_engine
-    from surrogate.train import select_device
+    from surrogate.nn.train import select_device
 
     lines = [
         f"surrogate     {__version__}",

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from surrogate.config import TrainConfig
 from surrogate.data.mnist import resolve_data_dir
+from surrogate.nn.config import TrainConfig
 
 #: The engine the sampling tests run on: PyStan here and in CI; SURROGATE_TEST_ENGINE=cmdstan (with CMDSTAN set)
 #: runs them on a real CmdStan. Tests of one engine's own features name it.
@@ -33,8 +33,8 @@ def mnist_dir() -> Path:
 @pytest.fixture(scope="session")
 def small_cvae(tmp_path_factory, mnist_dir) -> Path:
     """A small CVAE trained for real on 20,000 MNIST digits (about 20 s on 2 cores), exported."""
-    from surrogate.export import export_decoder
-    from surrogate.train import train
+    from surrogate.nn.export import export_decoder
+    from surrogate.nn.train import train
 
     out = tmp_path_factory.mktemp("runs") / "cvae"
     config = TrainConfig(dataset="mnist", model="cvae", hidden=(400, 200), latent=8, epochs=12, train_size=20_000, seed=3)
@@ -50,8 +50,8 @@ N_DIGITS = 6
 def inpainted(small_cvae, mnist_dir):
     """Six test digits inpainted with the small CVAE (2 chains each); the first writes its outputs."""
     from surrogate.data import load_split
-    from surrogate.inpaint import Observation, random_mask, run_inpaint
     from surrogate.inference import SamplerSettings
+    from surrogate.tasks.inpaint import Observation, random_mask, run_inpaint
 
     x, y = load_split("mnist", "test", data_dir=mnist_dir, limit=N_DIGITS)
     x_train, _ = load_split("mnist", "train", data_dir=mnist_dir, limit=10_000)
@@ -71,7 +71,7 @@ def inpainted(small_cvae, mnist_dir):
 def random_model(kind="cvae", hidden=(16, 8), latent=3, activation="elu", output_activation="sigmoid", input_dim=12, classes=4, seed=0):
     import torch
 
-    from surrogate.models import MLPAutoencoder
+    from surrogate.nn.models import MLPAutoencoder
 
     torch.manual_seed(seed)
     model = MLPAutoencoder(kind, input_dim, hidden, latent, classes if kind == "cvae" else 0, activation, output_activation)

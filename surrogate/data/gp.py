@@ -20,11 +20,11 @@ from functools import lru_cache
 import numpy as np
 import torch
 
+from surrogate.decoder.schema import KERNEL_CODES  # noqa: F401  (the Stan codes of KERNELS)
 from surrogate.errors import SurrogateError, check_choice, check_positive_int
 
 KERNELS = ("rbf", "matern12", "matern32", "matern52")
 #: Kernel codes used by the Stan programs (stan/gp_*.stan).
-KERNEL_CODES = {"rbf": 1, "matern12": 2, "matern32": 3, "matern52": 4}
 GP_DATASETS = {"gp1d": 1, "gp2d": 2}
 DEFAULT_GRID = {1: 100, 2: 20}
 JITTER = 1e-6  # added to the diagonal (times the variance) before factorising

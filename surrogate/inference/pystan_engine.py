@@ -50,6 +50,7 @@ class PyStanEngine:
             with console.known_noise():
                 import httpstan.cache
                 import httpstan.models
+
                 import stan
         except ImportError as exc:
             raise SurrogateError(f"engine pystan is not usable: {exc}; pip install 'pystan>=3.10' 'setuptools<81'") from None

@@ -1,0 +1,9 @@
+"""The ``surrogate`` command line: thin commands, each calling one library function.
+
+``common`` holds the group; ``nn`` the commands of the PyTorch side; ``fit`` those that sample with Stan.
+"""
+
+from surrogate.cli import fit, nn  # noqa: F401  (registers the commands)
+from surrogate.cli.common import main
+
+__all__ = ["main"]

@@ -1,0 +1,92 @@
+"""Exported decoders on disk: Stan JSON data and its ``.meta.json``, written and checked (numpy only).
+
+The data block of the decoder programs (``stan/include/decoder_data.stan``) reads sizes ``K``
+(latent), ``C`` (condition: classes, 0 for an unconditional decoder), ``D`` (outputs), ``L``
+(hidden layers, 1-4) and ``H`` (hidden widths, padded with 0 to 4); ``W1..W4``/``b1..b4`` (hidden
+layers in PyTorch's ``[out, in]`` orientation, empty beyond ``L``), ``W_out``/``b_out``, and the
+activation codes (see :mod:`surrogate.decoder.schema`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+from surrogate.decoder.schema import ARRAY_KEYS, HIDDEN_CODES, MAX_HIDDEN, OUTPUT_CODES, SIZE_KEYS
+from surrogate.errors import SurrogateError
+from surrogate.fileio import read_json_object
+
+
+def to_json_data(data: dict) -> dict:
+    """Stan JSON: numbers and nested lists (numpy arrays become lists)."""
+    return {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in data.items()}
+
+
+def weights_hash(data: dict) -> str:
+    return hashlib.sha256(json.dumps(to_json_data(data), sort_keys=True).encode()).hexdigest()
+
+
+def meta_path_for(decoder_json: str | Path) -> Path:
+    p = Path(decoder_json)
+    return p.with_name(p.name.removesuffix(".json") + ".meta.json")
+
+
+def load_decoder(path: str | Path) -> tuple[dict, dict]:
+    """(validated Stan data with numpy arrays, metadata or ``{}``) from an export."""
+    path = Path(path)
+    data = validate_decoder_data(read_json_object(path, "decoder file"), str(path))
+    meta_path = meta_path_for(path)
+    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    return data, meta
+
+
+def validate_decoder_data(raw: dict, source: str) -> dict:
+    """Check sizes, shapes, finiteness and codes; errors name the key and what was found."""
+    missing = [k for k in (*SIZE_KEYS, *ARRAY_KEYS) if k not in raw]
+    if missing:
+        raise SurrogateError(f"{source} lacks the decoder keys {', '.join(missing)} (is it a `surrogate export` file?)")
+
+    def integer(key, low, high=None):
+        v = raw[key]
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low or (high is not None and v > high):
+            bound = f"in {low}..{high}" if high is not None else f">= {low}"
+            raise SurrogateError(f"{source}: {key} must be an integer {bound}, found {v!r}")
+        return int(v)
+
+    K, C, D = integer("K", 1), integer("C", 0), integer("D", 1)
+    L = integer("L", 1, MAX_HIDDEN)
+    H = raw["H"]
+    if not (isinstance(H, (list, np.ndarray)) and len(H) == MAX_HIDDEN and all(isinstance(h, (int, np.integer)) for h in H)):
+        raise SurrogateError(f"{source}: H must be {MAX_HIDDEN} integers, found {H!r}")
+    H = [int(h) for h in H]
+    if any(h < 1 for h in H[:L]) or any(h != 0 for h in H[L:]):
+        raise SurrogateError(f"{source}: H must hold L = {L} positive widths then zeros, found {H}")
+    codes = {"hidden_activation": HIDDEN_CODES, "output_activation": OUTPUT_CODES}
+    out = {"K": K, "C": C, "D": D, "L": L, "H": H}
+    for key, table in codes.items():
+        if raw[key] not in table.values():
+            valid = ", ".join(f"{c} ({n})" for n, c in table.items())
+            raise SurrogateError(f"{source}: {key} must be one of {valid}, found {raw[key]!r}")
+        out[key] = int(raw[key])
+    widths = [K + C, *H]
+    expected = {f"W{i}": (H[i - 1], widths[i - 1]) for i in range(1, MAX_HIDDEN + 1)}
+    expected |= {f"b{i}": (H[i - 1],) for i in range(1, MAX_HIDDEN + 1)}
+    expected |= {"W_out": (D, H[L - 1]), "b_out": (D,)}
+    for key, shape in expected.items():
+        try:
+            value = np.asarray(raw[key], dtype=np.float64)
+        except (TypeError, ValueError):
+            raise SurrogateError(f"{source}: {key} must be an array of numbers of shape {shape}") from None
+        if value.size == 0 and np.prod(shape) == 0:
+            value = value.reshape(shape)
+        if value.shape != shape:
+            raise SurrogateError(f"{source}: {key} has shape {value.shape}, expected {shape} from K={K}, C={C}, D={D}, H={H}")
+        bad = ~np.isfinite(value)
+        if bad.any():
+            first = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise SurrogateError(f"{source}: {key} has {int(bad.sum())} non-finite values (first at {list(first)}: {value[first]})")
+        out[key] = value
+    return out

@@ -1,0 +1,53 @@
+"""The Stan interface in one place: data keys, integer codes and parameter names.
+
+Every Stan program in ``stan/`` reads its data under these names and codes; the Python side
+writes and reads them only through this module (numpy only: no torch import).
+"""
+
+from __future__ import annotations
+
+from surrogate.errors import SurrogateError
+
+# --- the decoder block (stan/include/decoder_data.stan), as written by `surrogate export` ---
+MAX_HIDDEN = 4  # hidden layers the programs unroll
+DECODER_FORMAT = "surrogate-decoder/1"
+SIZE_KEYS = ("K", "C", "D", "L", "H", "hidden_activation", "output_activation")
+ARRAY_KEYS = (*(f"{p}{i}" for i in range(1, MAX_HIDDEN + 1) for p in ("W", "b")), "W_out", "b_out")
+DECODER_KEYS = (*SIZE_KEYS, *ARRAY_KEYS)
+
+# --- integer codes (each Stan dispatcher rejects any other) ---
+HIDDEN_CODES = {"elu": 1, "tanh": 2, "relu": 3, "softplus": 4}  # hidden_activate()
+OUTPUT_CODES = {"identity": 0, "sigmoid": 1}  # output_activate()
+KERNEL_CODES = {"rbf": 1, "matern12": 2, "matern32": 3, "matern52": 4}  # gp_kernel(), gp_log_spd()
+LIKELIHOOD_CODES = {"gaussian": 1, "poisson": 2, "binomial": 3}  # observations_log_density()
+
+# --- observation blocks ---
+INPAINT_OBSERVATION_KEYS = ("N_obs", "obs_idx", "y_obs", "estimate_sigma", "sigma_fixed", "sigma_prior_scale")  # inpaint_data.stan
+GP_OBSERVATION_KEYS = ("N_obs", "obs_idx", "likelihood", "y", "counts", "trials", "log_offset",
+                       "intercept_prior_mean", "intercept_prior_sd", "sigma_prior_scale")  # observations_data.stan  # fmt: skip
+
+# --- parameter names, per program ---
+PARAMETERS = {
+    "inpaint": ("theta", "sigma_est"),
+    "inpaint_dominant": ("z", "rest", "lead", "sigma_est"),
+    "gp_surrogate": ("z", "ell", "intercept", "sigma"),
+    "gp_exact": ("eta_f", "ell_par", "intercept", "sigma"),
+    "gp_hsgp": ("beta", "ell_par", "intercept", "sigma"),
+}
+# the latent coordinates of each GP program (the standardised field)
+GP_LATENT = {"surrogate": "z", "exact": "eta_f", "hsgp": "beta"}
+
+
+def code_of(table: dict[str, int], what: str, name: str) -> int:
+    """The code of ``name`` in ``table``; an unknown name lists the valid ones."""
+    if name not in table:
+        raise SurrogateError(f"{what} must be one of {', '.join(table)}, found {name!r}")
+    return table[name]
+
+
+def name_of(table: dict[str, int], what: str, code: int) -> str:
+    """The name of ``code`` in ``table``; an unknown code lists the valid ones."""
+    names = {c: n for n, c in table.items()}
+    if code not in names:
+        raise SurrogateError(f"{what} must be one of {', '.join(f'{c} ({n})' for n, c in table.items())}, found {code!r}")
+    return names[code]

@@ -1,0 +1,108 @@
+"""A trained PyTorch decoder as Stan data (``surrogate export``), and back (for parity checks).
+
+Shapes are asserted when weights move between the frameworks; the data block the programs read
+is described in :mod:`surrogate.decoder.io`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from surrogate.data.mnist import IMAGE_DATASETS
+from surrogate.decoder.io import meta_path_for, to_json_data, validate_decoder_data, weights_hash
+from surrogate.decoder.schema import DECODER_FORMAT, HIDDEN_CODES, MAX_HIDDEN, OUTPUT_CODES, name_of
+from surrogate.fileio import write_json, write_text
+from surrogate.nn.checkpoint import load_model, versions
+from surrogate.nn.models import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS, MLPAutoencoder
+
+
+def decoder_stan_data(model: MLPAutoencoder, activation: str, output_activation: str) -> dict:
+    """The decoder of ``model`` as a dict of Stan data (numpy float64 arrays), shapes asserted."""
+    layers = [m for m in model.decoder if isinstance(m, nn.Linear)]
+    hidden, out = layers[:-1], layers[-1]
+    K, C, L = model.latent_dim, model.cond_dim, len(hidden)
+    assert 1 <= L <= MAX_HIDDEN, f"decoder has {L} hidden layers, expected 1 to {MAX_HIDDEN}"
+    widths = [K + C] + [layer.out_features for layer in hidden]
+    data = {"K": K, "C": C, "D": out.out_features, "L": L, "H": widths[1:] + [0] * (MAX_HIDDEN - L)}
+    for i in range(1, MAX_HIDDEN + 1):
+        if i <= L:
+            W, b = as_float64(hidden[i - 1].weight), as_float64(hidden[i - 1].bias)
+            assert W.shape == (widths[i], widths[i - 1]), f"W{i} has shape {W.shape}, expected {(widths[i], widths[i - 1])}"
+            assert b.shape == (widths[i],), f"b{i} has shape {b.shape}, expected {(widths[i],)}"
+        else:
+            W, b = np.zeros((0, data["H"][i - 2] if i > 1 else K + C)), np.zeros(0)
+        data[f"W{i}"], data[f"b{i}"] = W, b
+    data["W_out"], data["b_out"] = as_float64(out.weight), as_float64(out.bias)
+    assert data["W_out"].shape == (data["D"], widths[-1]), f"W_out has shape {data['W_out'].shape}"
+    data["hidden_activation"] = HIDDEN_CODES[activation]
+    data["output_activation"] = OUTPUT_CODES[output_activation]
+    return validate_decoder_data(data, "exported decoder")
+
+
+def as_float64(t: torch.Tensor) -> np.ndarray:
+    return t.detach().cpu().double().numpy()
+
+
+def export_decoder(run_dir: str | Path, out: str | Path | None = None) -> tuple[Path, Path]:
+    """Write ``decoder.json`` (Stan data) and ``decoder.meta.json`` (provenance) for a run."""
+    run_dir = Path(run_dir)
+    model, config, state = load_model(run_dir)
+    data = decoder_stan_data(model, config.activation, config.resolved_output_activation)
+    out = Path(out) if out else run_dir / "decoder.json"
+    info = config.data_info
+    meta = {
+        "format": DECODER_FORMAT,
+        "weights_sha256": weights_hash(data),
+        "run_dir": str(run_dir.resolve()),
+        "epoch": state["epoch"],
+        "dataset": config.dataset,
+        "image_shape": list(info.image_shape) if info.image_shape else None,
+        "condition": info.condition if model.cond_dim else None,
+        "classes": class_names(config, model.cond_dim),
+        "gp": gp_meta(config) if config.is_gp else None,
+        "activation": config.activation,
+        "output_activation": config.resolved_output_activation,
+        "config": config.to_dict(),
+        "versions": versions(),
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    write_text(out, json.dumps(to_json_data(data)) + "\n")
+    meta_path = meta_path_for(out)
+    write_json(meta_path, meta)
+    return out, meta_path
+
+
+def class_names(config, cond_dim: int) -> list[str]:
+    if config.is_gp:
+        return []  # a PriorCVAE is conditioned on the lengthscale, not on classes
+    if config.dataset in IMAGE_DATASETS and cond_dim:
+        return list(IMAGE_DATASETS[config.dataset].classes)
+    return [str(c) for c in range(cond_dim)]
+
+
+def gp_meta(config) -> dict:
+    """The GP prior a PriorVAE/PriorCVAE decoder stands for (read by ``gp-fit`` and ``check-prior``)."""
+    prior = config.gp_prior()
+    return {"dim": prior.dim, "grid": prior.n, "kernel": prior.kernel, "lengthscale": list(prior.lengthscale), "variance": list(prior.variance)}
+
+
+def torch_decoder(data: dict) -> nn.Sequential:
+    """A float64 PyTorch decoder rebuilt from Stan data (input: z, then class weights)."""
+    act = name_of(HIDDEN_CODES, "hidden_activation", data["hidden_activation"])
+    out_act = name_of(OUTPUT_CODES, "output_activation", data["output_activation"])
+    layers: list[nn.Module] = []
+    pairs = [(data[f"W{i}"], data[f"b{i}"]) for i in range(1, data["L"] + 1)] + [(data["W_out"], data["b_out"])]
+    for i, (W, b) in enumerate(pairs):
+        linear = nn.Linear(W.shape[1], W.shape[0]).double()
+        with torch.no_grad():
+            linear.weight.copy_(torch.from_numpy(W))
+            linear.bias.copy_(torch.from_numpy(b))
+        layers.append(linear)
+        layers.append(HIDDEN_ACTIVATIONS[act]() if i < len(pairs) - 1 else OUTPUT_ACTIVATIONS[out_act]())
+    return nn.Sequential(*layers).eval()

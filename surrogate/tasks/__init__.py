@@ -1,0 +1,1 @@
+"""What a user fits: inpainting (softmax or piece-wise class models) and spatial GP models."""

@@ -1,0 +1,134 @@
+"""Prior fidelity of a GP surrogate: do decoded draws z ~ N(0, I) look like the GP they stand for?
+
+For each checked lengthscale (the fixed one of a PriorVAE; several across the
+training range of a PriorCVAE) ``n`` decoded draws are compared with ``n``
+exact GP draws:
+
+* relative Frobenius error of the empirical covariance against the kernel
+  matrix, ``||Cov(f_dec) - K||_F / ||K||_F``, beside the same error of the
+  exact draws (the sampling-error floor at this ``n``);
+* mean marginal variance of the decoded draws against the kernel's;
+* an MMD two-sample test (Gaussian kernel, median-distance bandwidth,
+  permutation p-value; Gretton et al. 2012) on up to 500 draws of each.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from surrogate.errors import SurrogateError, check_positive_int
+from surrogate.fileio import pyplot, save_figure, write_json
+from surrogate.nn.checkpoint import load_model
+
+
+def covariance_error(draws: np.ndarray, kernel: np.ndarray) -> float:
+    """``||Cov(draws) - K||_F / ||K||_F`` with the known zero mean."""
+    cov = draws.T @ draws / len(draws)
+    return float(np.linalg.norm(cov - kernel) / np.linalg.norm(kernel))
+
+
+def mmd_test(a: np.ndarray, b: np.ndarray, permutations: int = 200, seed: int = 0) -> tuple[float, float]:
+    """(unbiased MMD², permutation p-value) between the samples ``a`` and ``b``."""
+    rng = np.random.default_rng(seed)
+    x = np.concatenate([a, b]).astype(np.float64)
+    sq = (x**2).sum(1)
+    d2 = np.maximum(sq[:, None] + sq[None, :] - 2 * x @ x.T, 0.0)
+    bandwidth2 = np.median(d2[np.triu_indices(len(x), 1)])
+    k = np.exp(-d2 / max(bandwidth2, 1e-12))
+    n = len(a)
+
+    def stat(idx):
+        kx, ky = k[np.ix_(idx[:n], idx[:n])], k[np.ix_(idx[n:], idx[n:])]
+        kxy = k[np.ix_(idx[:n], idx[n:])]
+        m = len(idx) - n
+        return (kx.sum() - np.trace(kx)) / (n * (n - 1)) + (ky.sum() - np.trace(ky)) / (m * (m - 1)) - 2 * kxy.mean()
+
+    observed = stat(np.arange(len(x)))
+    null = np.array([stat(rng.permutation(len(x))) for _ in range(permutations)])
+    return float(observed), float((1 + (null >= observed).sum()) / (1 + permutations))
+
+
+@torch.no_grad()
+def decoded_draws(model, count: int, lengthscale: float | None, seed: int) -> np.ndarray:
+    """Decoder means at ``count`` draws z ~ N(0, I) (conditioned on ``lengthscale`` for a PriorCVAE)."""
+    gen = torch.Generator().manual_seed(seed)
+    z = torch.randn(count, model.latent_dim, generator=gen)
+    c = torch.full((count, 1), float(lengthscale)) if model.cond_dim else None
+    return model.decode(z, c).double().numpy()
+
+
+def check_prior(run_dir, draws: int = 2000, lengthscales: tuple[float, ...] | None = None, max_cov_error: float = 0.2,
+                seed: int = 0, out: str | Path | None = None) -> dict:  # fmt: skip
+    """Compare decoded and exact GP draws (see the module docstring); write JSON and PNG to ``out``."""
+    model, config, _ = load_model(run_dir)
+    if not config.is_gp:
+        raise SurrogateError(f"check-prior needs a run trained on GP draws (gp1d or gp2d); {run_dir} was trained on {config.dataset}")
+    check_positive_int("draws", draws)
+    if draws < 10:
+        raise SurrogateError(f"draws must be at least 10 for a covariance estimate, found {draws}")
+    if not max_cov_error > 0:
+        raise SurrogateError(f"max-cov-error must be positive, found {max_cov_error}")
+    prior = config.gp_prior()
+    lo, hi = prior.lengthscale
+    if lengthscales is None:
+        lengthscales = (lo,) if prior.fixed_lengthscale else tuple(float(v) for v in np.round(lo + (hi - lo) * np.array([0.1, 0.5, 0.9]), 4))
+    for ell in lengthscales:
+        if prior.fixed_lengthscale and ell != lo:
+            raise SurrogateError(f"this PriorVAE was trained at lengthscale {lo} only; found lengthscale {ell}")
+        if not lo <= ell <= hi:
+            raise SurrogateError(f"lengthscale {ell} is outside the training range [{lo}, {hi}] of this PriorCVAE")
+    mean_variance = float(np.mean(prior.variance))
+    rows, panels = [], []
+    for i, ell in enumerate(lengthscales):
+        kernel = prior.covariance(ell, mean_variance)
+        dec = decoded_draws(model, draws, ell, seed + i)
+        exact = prior.sample(draws, torch.Generator().manual_seed(seed + 1000 + i), lengthscale=ell)[0].double().numpy()
+        m = min(draws, 500)
+        mmd, p_value = mmd_test(dec[:m], exact[:m], seed=seed + i)
+        row = {"lengthscale": ell, "cov_rel_error": covariance_error(dec, kernel), "exact_cov_rel_error": covariance_error(exact, kernel),
+               "marginal_variance": float((dec**2).mean()), "kernel_variance": mean_variance, "mmd2": mmd, "mmd_p_value": p_value}  # fmt: skip
+        row["passed"] = row["cov_rel_error"] <= max_cov_error
+        rows.append(row)
+        panels.append((ell, kernel, dec, exact))
+    result = {"run_dir": str(run_dir), "dataset": config.dataset, "kernel": prior.kernel, "grid": prior.n, "draws": draws,
+              "max_cov_error": max_cov_error, "passed": all(r["passed"] for r in rows), "checks": rows}  # fmt: skip
+    if out is not None:
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(out / "check_prior.json", result)
+        plot_check(out / "check_prior.png", prior, panels)
+    return result
+
+
+def format_check(result: dict) -> str:
+    lines = [f"{result['dataset']} {result['kernel']} grid {result['grid']}: {result['draws']} decoded vs exact draws",
+             f"{'lengthscale':>11}  {'cov error':>9}  {'(exact)':>8}  {'variance':>8}  {'(kernel)':>8}  {'MMD p':>6}  ok"]  # fmt: skip
+    for r in result["checks"]:
+        lines.append(f"{r['lengthscale']:11.4g}  {r['cov_rel_error']:9.3f}  {r['exact_cov_rel_error']:8.3f}  {r['marginal_variance']:8.3f}  "
+                     f"{r['kernel_variance']:8.3f}  {r['mmd_p_value']:6.3f}  {'yes' if r['passed'] else 'NO'}")  # fmt: skip
+    lines.append("cov error: ||Cov(decoded) - K||_F / ||K||_F; (exact): the same for exact GP draws (sampling error at this n)")
+    return "\n".join(lines)
+
+
+def plot_check(path: Path, prior, panels) -> None:
+    """Per lengthscale: kernel matrix, decoded covariance, exact and decoded draws side by side."""
+    plt = pyplot()
+    fig, axes = plt.subplots(len(panels), 4, figsize=(14, 3.2 * len(panels)), squeeze=False)
+    for row, (ell, kernel, dec, exact) in zip(axes, panels):
+        vmax = kernel.max()
+        row[0].imshow(kernel, vmin=-0.2 * vmax, vmax=vmax, cmap="viridis")
+        row[0].set_title(f"kernel {prior.kernel}, lengthscale {ell:g}")
+        row[1].imshow(dec.T @ dec / len(dec), vmin=-0.2 * vmax, vmax=vmax, cmap="viridis")
+        row[1].set_title("covariance of decoded draws")
+        for ax, draws, name in ((row[2], exact, "exact GP draws"), (row[3], dec, "decoded draws")):
+            if prior.dim == 1:
+                ax.plot(prior.points[:, 0], draws[:5].T, lw=1)
+                ax.set_ylim(-3.5 * np.sqrt(vmax), 3.5 * np.sqrt(vmax))
+            else:
+                ax.imshow(draws[0].reshape(prior.n, prior.n), cmap="RdBu_r", vmin=-2.5 * np.sqrt(vmax), vmax=2.5 * np.sqrt(vmax))
+            ax.set_title(name)
+    fig.tight_layout()
+    save_figure(fig, path)
