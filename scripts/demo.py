@@ -14,7 +14,6 @@ from dataclasses import replace
 from pathlib import Path
 
 from surrogate.inference import SamplerSettings
-from surrogate.inference.diagnostics import format_summary
 from surrogate.nn.config import TrainConfig
 from surrogate.nn.export import export_decoder
 from surrogate.nn.sample import sample
@@ -45,7 +44,7 @@ def main(args):
     print(f"inpainting {obs.source}: {int(mask.sum())} of 784 pixels missing, {args.chains} chains of Stan's NUTS")
     result = run_inpaint(decoder_json, obs, 0.1, settings, args.engine, out / "inpaint")
     timing = result.diagnostics["timing"]
-    print(format_summary(result.diagnostics))
+    print(result.text)
     print(f"Stan: compile/load {timing['compile_s']:.1f}s, warmup+sampling {timing['wall_s']:.1f}s ({result.diagnostics['engine']})")
     # --- 4. a shareable report of the fit ---
     html_path, _ = build_report(out / "inpaint")
