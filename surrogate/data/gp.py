@@ -20,10 +20,9 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from surrogate.decoder.schema import KERNEL_CODES  # noqa: F401  (the Stan codes of KERNELS)
 from surrogate.errors import SurrogateError, check_choice, check_positive_int
 
-KERNELS = ("rbf", "matern12", "matern32", "matern52")
+KERNELS = ("rbf", "matern12", "matern32", "matern52")  # their Stan codes: surrogate.decoder.schema.KERNEL_CODES
 #: Kernel codes used by the Stan programs (stan/gp_*.stan).
 GP_DATASETS = {"gp1d": 1, "gp2d": 2}
 DEFAULT_GRID = {1: 100, 2: 20}

@@ -1,4 +1,4 @@
-"""The Stan interface in one place: data keys, integer codes and parameter names.
+"""The Stan interface in one place: data keys, integer codes and latent names.
 
 Every Stan program in ``stan/`` reads its data under these names and codes; the Python side
 writes and reads them only through this module (numpy only: no torch import).
@@ -21,28 +21,11 @@ OUTPUT_CODES = {"identity": 0, "sigmoid": 1}  # output_activate()
 KERNEL_CODES = {"rbf": 1, "matern12": 2, "matern32": 3, "matern52": 4}  # gp_kernel(), gp_log_spd()
 LIKELIHOOD_CODES = {"gaussian": 1, "poisson": 2, "binomial": 3}  # observations_log_density()
 
-# --- observation blocks ---
-INPAINT_OBSERVATION_KEYS = ("N_obs", "obs_idx", "y_obs", "estimate_sigma", "sigma_fixed", "sigma_prior_scale")  # inpaint_data.stan
-GP_OBSERVATION_KEYS = ("N_obs", "obs_idx", "likelihood", "y", "counts", "trials", "log_offset",
-                       "intercept_prior_mean", "intercept_prior_sd", "sigma_prior_scale")  # observations_data.stan  # fmt: skip
+# --- the inpainting observation block (stan/include/inpaint_data.stan), saved as observations.json ---
+INPAINT_OBSERVATION_KEYS = ("N_obs", "obs_idx", "y_obs", "estimate_sigma", "sigma_fixed", "sigma_prior_scale")
 
-# --- parameter names, per program ---
-PARAMETERS = {
-    "inpaint": ("theta", "sigma_est"),
-    "inpaint_dominant": ("z", "rest", "lead", "sigma_est"),
-    "gp_surrogate": ("z", "ell", "intercept", "sigma"),
-    "gp_exact": ("eta_f", "ell_par", "intercept", "sigma"),
-    "gp_hsgp": ("beta", "ell_par", "intercept", "sigma"),
-}
 # the latent coordinates of each GP program (the standardised field)
 GP_LATENT = {"surrogate": "z", "exact": "eta_f", "hsgp": "beta"}
-
-
-def code_of(table: dict[str, int], what: str, name: str) -> int:
-    """The code of ``name`` in ``table``; an unknown name lists the valid ones."""
-    if name not in table:
-        raise SurrogateError(f"{what} must be one of {', '.join(table)}, found {name!r}")
-    return table[name]
 
 
 def name_of(table: dict[str, int], what: str, code: int) -> str:

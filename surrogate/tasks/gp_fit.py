@@ -29,7 +29,6 @@ from surrogate.inference.diagnostics import RHAT_LIMIT, import_arviz
 from surrogate.inference.fitdir import FitResult, write_fit_dir
 
 DATA_FORMAT = "surrogate-gp-data/1"
-LIKELIHOODS = LIKELIHOOD_CODES  # likelihood name -> Stan code
 MODELS = ("surrogate", "exact", "hsgp")
 #: HSGP basis size and boundary factor rules (Riutort-Mayol et al. 2023, Table 1):
 #: m >= m_factor * c / (ell / S), c >= max(1.2, c_factor * ell / S), S the half-range.
@@ -45,7 +44,7 @@ def simulate(dim: int = 1, grid: int = 100, kernel: str = "matern52", lengthscal
              observed: float = 0.15, likelihood: str = "poisson", intercept: float = 1.0, trials: int = 10,
              noise_sd: float = 0.3, seed: int = 1) -> dict:  # fmt: skip
     """A data set from a known GP: ``f`` drawn exactly, observed at a random ``observed`` share of cells."""
-    check_choice("likelihood", likelihood, LIKELIHOODS)
+    check_choice("likelihood", likelihood, LIKELIHOOD_CODES)
     if not 0 < observed <= 1:
         raise SurrogateError(f"observed must be a share of cells in (0, 1], found {observed}")
     check_positive_int("trials", trials)
@@ -79,7 +78,7 @@ def validate_data(data: dict, source: str = "data") -> dict:
     if data["dim"] not in (1, 2):
         raise SurrogateError(f"{source}: dim must be 1 or 2, found {data['dim']!r}")
     check_positive_int(f"{source}: grid", data["grid"])
-    check_choice("likelihood", data["likelihood"], LIKELIHOODS)
+    check_choice("likelihood", data["likelihood"], LIKELIHOOD_CODES)
     D = data["grid"] ** data["dim"]
     idx = np.asarray(data["obs_idx"])
     if idx.ndim != 1 or idx.size == 0 or not np.issubdtype(idx.dtype, np.integer):
@@ -135,7 +134,7 @@ def observation_data(data: dict, intercept_prior=(0.0, 2.0), sigma_prior_scale: 
     like = data["likelihood"]
     n = len(data["obs_idx"])
     return {
-        "N_obs": n, "obs_idx": data["obs_idx"], "likelihood": LIKELIHOODS[like],
+        "N_obs": n, "obs_idx": data["obs_idx"], "likelihood": LIKELIHOOD_CODES[like],
         "y": data.get("y", np.zeros(0)), "counts": data.get("counts", np.zeros(0, dtype=int)) if like != "gaussian" else np.zeros(0, dtype=int),
         "trials": data.get("trials", np.zeros(0, dtype=int)), "log_offset": data["log_offset"],
         "intercept_prior_mean": float(intercept_prior[0]), "intercept_prior_sd": float(intercept_prior[1]), "sigma_prior_scale": float(sigma_prior_scale),
