@@ -18,10 +18,21 @@ from surrogate.cli.common import CONTEXT, float_list, int_list, main, user_error
 @click.option("--train-size", type=int, help="Use the first N training examples  [default: all 50,000]")
 @click.option("--grid", type=int, help="GP: points per axis, n (gp1d) or n x n cells (gp2d)  [default: 100 / 20]")
 @click.option("--kernel", default="matern52", help="GP kernel: rbf, matern12, matern32 or matern52.")
-@click.option("--lengthscale", default="0.2", callback=float_list, help="GP lengthscale: fixed, or lo,hi for Uniform(lo, hi) (needed by a cvae).")
+@click.option("--lengthscale", callback=float_list,
+              help="GP lengthscale: fixed, or lo,hi for Uniform(lo, hi) (needed by a cvae)  [default: 0.2 on gp1d/gp2d; "
+                   "0.05-0.5 x the extent of a map or of sites, in its units]")
 @click.option("--variance", default="1.0", callback=float_list, help="GP marginal variance: fixed, or lo,hi for Uniform(lo, hi).")
 @click.option("--epoch-size", type=int, default=10_000, help="GP: fresh prior draws per epoch.")
 @click.option("--valid-size", type=int, default=2_000, help="GP: fixed validation draws.")
+@click.option("--prior", help="Spatial prior to learn: gp, icar, bym2, car or agg-gp (aggVAE), on --map, --points or --grid.")
+@click.option("--map", "map_", type=click.Path(dir_okay=False, path_type=Path), help="Areas: a shapefile, GeoJSON or GeoPackage.")
+@click.option("--points", type=click.Path(dir_okay=False, path_type=Path), help="Sites: a CSV with columns id, x, y.")
+@click.option("--id-column", help="The map's (or sites file's) id column.")
+@click.option("--contiguity", default="queen", help="Neighbours: queen (sharing a point) or rook (sharing an edge).")
+@click.option("--islands", default="refuse", help="Areas without neighbours: refuse, independent or nearest.")
+@click.option("--alpha", default="0.1,0.99", callback=float_list, help="CAR dependence: fixed, or lo,hi (a cvae conditions on it).")
+@click.option("--rho", default="0,1", callback=float_list, help="BYM2 mixing: fixed, or lo,hi (a cvae conditions on it).")
+@click.option("--agg-grid", type=int, default=30, help="agg-gp: points per axis of the fine grid over the map.")
 @click.option("--model", default="cvae", help="ae, vae or cvae (conditioned on the one-hot label; on the lengthscale for GP data).")
 @click.option("--hidden", default="400,200,100", callback=int_list, help="Encoder widths (1-4 layers); the decoder mirrors them.")
 @click.option("--latent", type=int, default=15, help="Latent dimension K.")
@@ -46,16 +57,20 @@ from surrogate.cli.common import CONTEXT, float_list, int_list, main, user_error
 @click.option("--force", is_flag=True, help="Replace a run already in --out.")
 @click.pass_context
 @user_errors
-def train(ctx, out, data_dir, resume, force, **options):
-    """Train an AE, VAE or CVAE into a run directory."""
+def train(ctx, out, data_dir, resume, force, map_, **options):
+    """Train an AE, VAE or CVAE into a run directory (on images, or on draws of a GP or spatial prior)."""
     from surrogate.nn.config import TrainConfig
     from surrogate.nn.train import train as run_training
 
+    options["map"] = str(map_.resolve()) if map_ else None
+    options["points"] = str(options["points"].resolve()) if options["points"] else None
+    if options["prior"] and ctx.get_parameter_source("dataset") == click.core.ParameterSource.DEFAULT:
+        options["dataset"] = "spatial"
     settings = options
     if resume and (out / "config.json").is_file():
         # Options not given on the command line come from the saved run.
         saved = TrainConfig.load(out / "config.json").to_dict()
-        given = {k: v for k, v in options.items() if ctx.get_parameter_source(k) != click.core.ParameterSource.DEFAULT}
+        given = {k: v for k, v in options.items() if ctx.get_parameter_source("map_" if k == "map" else k) not in (click.core.ParameterSource.DEFAULT, None)}
         settings = {**saved, **given}
     result = run_training(TrainConfig(**settings), out, data_dir=data_dir, resume=resume, force=force, log=click.echo)
     if result.metrics:

@@ -11,7 +11,7 @@ from surrogate.data.mnist import IMAGE_DATASETS, SPLITS, load_images
 from surrogate.data.toy import CENTRES, load_clusters
 from surrogate.errors import SurrogateError, check_choice
 
-DATASETS = (*IMAGE_DATASETS, "clusters", *GP_DATASETS)
+DATASETS = (*IMAGE_DATASETS, "clusters", *GP_DATASETS, "spatial")  # spatial: prior draws on a domain (TrainConfig.prior)
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,8 @@ class DatasetInfo:
 def dataset_info(dataset: str, grid: int | None = None) -> DatasetInfo:
     """Sizes of ``dataset``; ``grid`` (points per axis) sizes the GP datasets."""
     check_choice("dataset", dataset, DATASETS)
+    if dataset == "spatial":
+        raise SurrogateError("dataset spatial is sized by its domain: use TrainConfig(prior=..., map=...).data_info")
     if dataset in IMAGE_DATASETS:
         return DatasetInfo(dim=784, n_classes=10, image_shape=(28, 28), bounded=True)
     if dataset in GP_DATASETS:
@@ -47,7 +49,7 @@ def load_split(
     """``(x float32 [N, dim], labels int64 [N])`` for one split of ``dataset``."""
     check_choice("dataset", dataset, DATASETS)
     check_choice("split", split, SPLITS)
-    if dataset in GP_DATASETS:
+    if dataset in (*GP_DATASETS, "spatial"):
         raise SurrogateError(f"dataset {dataset} is simulated afresh each epoch (surrogate.data.gp.GPPrior); it has no fixed {split} split")
     if dataset == "clusters":
         x, y = load_clusters(split)

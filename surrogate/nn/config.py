@@ -9,6 +9,7 @@ from pathlib import Path
 from surrogate.data import DATASETS, DatasetInfo, dataset_info
 from surrogate.data.gp import GP_DATASETS, GPPrior, check_range
 from surrogate.errors import SurrogateError, check_choice, check_positive_int
+from surrogate.spatial.priors import ISLAND_RULES, PRIORS
 from surrogate.nn.losses import RECON_LOSSES
 from surrogate.nn.models import HIDDEN_ACTIVATIONS, MODEL_KINDS, OUTPUT_ACTIVATIONS
 
@@ -16,16 +17,27 @@ from surrogate.nn.models import HIDDEN_ACTIVATIONS, MODEL_KINDS, OUTPUT_ACTIVATI
 @dataclass
 class TrainConfig:
     # data
-    dataset: str = "mnist"  # mnist | fashion-mnist | clusters | gp1d | gp2d (GP prior draws)
+    dataset: str = "mnist"  # mnist | fashion-mnist | clusters | gp1d | gp2d (GP prior draws) | spatial (set by prior)
     digits: tuple[int, ...] | None = None  # keep only these labels (None: all)
     train_size: int | None = None  # use the first N training examples (None: the whole split)
     # GP prior draws (datasets gp1d and gp2d only)
     grid: int | None = None  # points per axis: n (1-D) or n x n cells (2-D) (None: 100 for gp1d, 20 for gp2d)
     kernel: str = "matern52"  # rbf | matern12 | matern32 | matern52
-    lengthscale: tuple[float, ...] = (0.2,)  # fixed, or (lo, hi): Uniform(lo, hi) (PriorCVAE conditions on it)
+    lengthscale: tuple[float, ...] | None = None  # fixed, or (lo, hi): Uniform(lo, hi) (PriorCVAE conditions on it)
+    #   (None: 0.2 on grids; 0.05-0.5 x the extent of a map or of sites)
     variance: tuple[float, ...] = (1.0,)  # marginal variance, fixed or (lo, hi): Uniform(lo, hi)
     epoch_size: int = 10_000  # fresh prior draws per epoch (an endless data set)
     valid_size: int = 2_000  # fixed validation draws
+    # spatial priors on a map, sites or a grid domain (dataset spatial; draws at unit scale)
+    prior: str | None = None  # gp | icar | bym2 | car | agg-gp
+    map: str | None = None  # polygons: a shapefile, GeoJSON or GeoPackage
+    points: str | None = None  # sites: a CSV with columns id, x, y
+    id_column: str | None = None  # the map's (or sites file's) id column
+    contiguity: str = "queen"  # neighbours sharing a point (queen) or an edge (rook)
+    islands: str = "refuse"  # areas without neighbours: refuse | independent | nearest
+    alpha: tuple[float, ...] = (0.1, 0.99)  # CAR dependence: fixed, or (lo, hi) (a cvae conditions on it)
+    rho: tuple[float, ...] = (0.0, 1.0)  # BYM2 mixing: fixed, or (lo, hi) (a cvae conditions on it)
+    agg_grid: int = 30  # agg-gp: points per axis of the fine grid over the map
     # model
     model: str = "cvae"  # ae | vae | cvae (conditioned on the one-hot label, or on the GP lengthscale)
     hidden: tuple[int, ...] = (400, 200, 100)  # encoder widths; the decoder mirrors them
@@ -54,8 +66,10 @@ class TrainConfig:
     def __post_init__(self):
         self.hidden = tuple(int(h) for h in self.hidden)
         self.digits = tuple(sorted(int(d) for d in self.digits)) if self.digits else None
-        self.lengthscale = tuple(float(v) for v in (self.lengthscale if isinstance(self.lengthscale, (tuple, list)) else (self.lengthscale,)))
-        self.variance = tuple(float(v) for v in (self.variance if isinstance(self.variance, (tuple, list)) else (self.variance,)))
+        self.lengthscale = None if self.lengthscale is None else as_tuple(self.lengthscale)
+        self.variance, self.alpha, self.rho = as_tuple(self.variance), as_tuple(self.alpha), as_tuple(self.rho)
+        if self.prior is not None and self.dataset == "mnist":
+            self.dataset = "spatial"  # a spatial prior implies its own data set
         self.validate()
 
     # --- derived settings ---
@@ -64,14 +78,44 @@ class TrainConfig:
         return self.dataset in GP_DATASETS
 
     @property
+    def is_spatial(self) -> bool:
+        return self.dataset == "spatial"
+
+    @property
+    def is_simulated(self) -> bool:
+        """Trained on prior draws simulated afresh each epoch (a GP on a grid, or a spatial prior)."""
+        return self.is_gp or self.is_spatial
+
+    @property
     def data_info(self) -> DatasetInfo:
+        if self.is_spatial:
+            prior = self.simulator()
+            return DatasetInfo(dim=prior.size, n_classes=1, image_shape=None, bounded=False, condition=prior.condition_name or "none")
         return dataset_info(self.dataset, self.grid)
 
     def gp_prior(self) -> GPPrior:
         """The GP prior the training draws come from (GP datasets only)."""
         info = self.data_info
         n = info.image_shape[0] if info.image_shape else info.dim
-        return GPPrior(GP_DATASETS[self.dataset], n, self.kernel, check_range("lengthscale", self.lengthscale), check_range("variance", self.variance))
+        return GPPrior(GP_DATASETS[self.dataset], n, self.kernel, check_range("lengthscale", self.lengthscale or (0.2,)),
+                       check_range("variance", self.variance))  # fmt: skip
+
+    def domain(self):
+        """The spatial domain (dataset spatial): a map, sites or a grid."""
+        from surrogate.spatial.domain import load_domain
+
+        return load_domain(self.map, self.points, self.grid, self.id_column, self.contiguity)
+
+    def spatial_prior(self):
+        """The spatial prior the training draws come from (dataset spatial)."""
+        from surrogate.spatial.priors import SpatialPrior
+
+        value = {"gp": self.lengthscale, "agg-gp": self.lengthscale, "car": self.alpha, "bym2": self.rho}.get(self.prior)
+        return _spatial_prior(self.prior, self.domain(), self.kernel, value, self.islands, self.agg_grid)
+
+    def simulator(self):
+        """What draws the training data of a simulated data set (``.sample(count, generator, device=)``)."""
+        return self.spatial_prior() if self.is_spatial else self.gp_prior()
 
     @property
     def resolved_output_activation(self) -> str:
@@ -85,7 +129,7 @@ class TrainConfig:
         # draws to match the GP (measured in docs/benchmarks.md); 0.1 under-disperses them
         if self.noise_scale is not None:
             return self.noise_scale
-        return 1.0 if self.is_gp else 0.1
+        return 1.0 if self.is_simulated else 0.1
 
     @property
     def resolved_loss(self) -> str:
@@ -123,6 +167,13 @@ class TrainConfig:
 
     def validate_gp(self) -> None:
         defaults = {f.name: f.default for f in fields(self)}
+        spatial_keys = ("prior", "map", "points", "id_column", "contiguity", "islands", "alpha", "rho", "agg_grid")
+        if not self.is_spatial:
+            changed = [k.replace("_", "-") for k in spatial_keys if getattr(self, k) != defaults[k]]
+            if changed:
+                raise SurrogateError(f"{', '.join(changed)} {'applies' if len(changed) == 1 else 'apply'} to spatial priors only (--prior); dataset is {self.dataset}")
+        else:
+            return self.validate_spatial()
         gp_keys = ("grid", "kernel", "lengthscale", "variance", "epoch_size", "valid_size")
         if not self.is_gp:
             changed = [k.replace("_", "-") for k in gp_keys if getattr(self, k) != defaults[k]]
@@ -139,14 +190,33 @@ class TrainConfig:
         check_positive_int("valid-size", self.valid_size)
         prior = self.gp_prior()  # checks kernel, grid, lengthscale and variance
         if self.model == "cvae" and prior.fixed_lengthscale:
-            raise SurrogateError(f"model cvae (PriorCVAE) conditions on the lengthscale and needs a range lo,hi; found a fixed lengthscale {self.lengthscale[0]}")
+            raise SurrogateError(f"model cvae (PriorCVAE) conditions on the lengthscale and needs a range lo,hi; found a fixed lengthscale {prior.lengthscale[0]}")
+
+    def validate_spatial(self) -> None:
+        if self.prior is None:
+            raise SurrogateError(f"dataset spatial needs --prior, one of {', '.join(PRIORS)}")
+        check_choice("prior", self.prior, PRIORS)
+        check_choice("islands", self.islands, ISLAND_RULES)
+        if self.digits or self.train_size is not None:
+            raise SurrogateError(f"digits and train-size do not apply to prior draws (prior {self.prior}): set epoch-size")
+        if self.variance != (1.0,):
+            raise SurrogateError(f"spatial priors are drawn at unit variance (the Stan programs infer the field's sd); found variance {self.variance}")
+        check_positive_int("epoch-size", self.epoch_size)
+        check_positive_int("valid-size", self.valid_size)
+        prior = self.spatial_prior()  # reads the domain; checks the hyperparameter range and the island rule
+        if self.model == "cvae" and prior.fixed:
+            name = prior.condition_name
+            what = f"a fixed {name} {prior.condition[0]}" if name else "no hyperparameter (icar)"
+            raise SurrogateError(f"model cvae conditions on the prior's hyperparameter and needs a range lo,hi; prior {self.prior} has {what}")
 
     # --- persistence ---
     def to_dict(self) -> dict:
         d = asdict(self)
         d["hidden"] = list(self.hidden)
         d["digits"] = list(self.digits) if self.digits else None
-        d["lengthscale"], d["variance"] = list(self.lengthscale), list(self.variance)
+        d["lengthscale"] = None if self.lengthscale is None else list(self.lengthscale)
+        for name in ("variance", "alpha", "rho"):
+            d[name] = list(getattr(self, name))
         return d
 
     @classmethod
@@ -178,3 +248,20 @@ class TrainConfig:
             for k in mine
             if k not in self.RESUMABLE_CHANGES and mine[k] != theirs[k]
         ]
+
+
+def as_tuple(value) -> tuple[float, ...]:
+    return tuple(float(v) for v in (value if isinstance(value, (tuple, list)) else (value,)))
+
+
+_PRIORS: dict = {}
+
+
+def _spatial_prior(kind, domain, kernel, value, islands, agg_grid):
+    """One SpatialPrior per setting (its factorisations are cached on it)."""
+    from surrogate.spatial.priors import SpatialPrior
+
+    key = (kind, domain.content_hash(), kernel, None if value is None else tuple(value), islands, agg_grid)
+    if key not in _PRIORS:
+        _PRIORS[key] = SpatialPrior(kind, domain, kernel, value, islands, agg_grid)
+    return _PRIORS[key]

@@ -50,11 +50,11 @@ def check_run_dir(run_dir: Path) -> None:
 def split_data(config, split: str, n: int, data_dir=None) -> tuple[torch.Tensor, torch.Tensor | None, np.ndarray | None]:
     """(x [N, D], condition or None, labels or None) of up to ``n`` examples of ``split``."""
     check_positive_int("n", n)
-    if config.is_gp:
+    if config.is_simulated:
         if split not in GP_SPLITS:
             raise SurrogateError(f"unknown split {split!r} for GP prior draws; valid names: {', '.join(GP_SPLITS)}")
         gen = torch.Generator().manual_seed(GP_SPLITS[split] * 1_000_003 + config.seed)
-        f, ell = config.gp_prior().sample(n, gen)
+        f, ell = config.simulator().sample(n, gen)
         return f.float(), (ell[:, None].float() if config.model == "cvae" else None), None
     if split not in IMAGE_SPLITS:
         raise SurrogateError(f"unknown split {split!r}; valid names: {', '.join(IMAGE_SPLITS)}")

@@ -66,6 +66,7 @@ def export_decoder(run_dir: str | Path, out: str | Path | None = None) -> tuple[
         "condition": info.condition if model.cond_dim else None,
         "classes": class_names(config, model.cond_dim),
         "gp": gp_meta(config) if config.is_gp else None,
+        "spatial": spatial_meta(config) if config.is_spatial else None,
         "activation": config.activation,
         "output_activation": config.resolved_output_activation,
         "config": config.to_dict(),
@@ -79,7 +80,7 @@ def export_decoder(run_dir: str | Path, out: str | Path | None = None) -> tuple[
 
 
 def class_names(config, cond_dim: int) -> list[str]:
-    if config.is_gp:
+    if config.is_simulated:
         return []  # a PriorCVAE is conditioned on the lengthscale, not on classes
     if config.dataset in IMAGE_DATASETS and cond_dim:
         return list(IMAGE_DATASETS[config.dataset].classes)
@@ -90,6 +91,11 @@ def gp_meta(config) -> dict:
     """The GP prior a PriorVAE/PriorCVAE decoder stands for (read by ``gp-fit`` and ``check-prior``)."""
     prior = config.gp_prior()
     return {"dim": prior.dim, "grid": prior.n, "kernel": prior.kernel, "lengthscale": list(prior.lengthscale), "variance": list(prior.variance)}
+
+
+def spatial_meta(config) -> dict:
+    """The spatial prior and domain a decoder stands for (read by ``fit``): its hash refuses other maps."""
+    return config.spatial_prior().to_dict()
 
 
 def torch_decoder(data: dict) -> nn.Sequential:

@@ -84,8 +84,8 @@ def save_sample_grid(samples: np.ndarray, rows: list[str], cols: list[str], imag
 def sample(run_dir, out, n=9, label=None, scales=None, seed=0) -> Path:
     """Decode prior draws from ``run_dir`` into the PNG ``out``."""
     model, config, _ = load_model(run_dir)
-    if config.is_gp:
-        raise SurrogateError(f"{run_dir} holds a GP surrogate ({config.dataset}); plot its draws with `surrogate check-prior {run_dir}`")
+    if config.is_simulated:
+        raise SurrogateError(f"{run_dir} holds a prior surrogate ({config.dataset}); plot its draws with `surrogate check-prior {run_dir}`")
     samples, rows, cols = decode_prior(model, n, label, scales, seed)
     save_sample_grid(samples, rows, cols, config.data_info.image_shape, out)
     return Path(out)

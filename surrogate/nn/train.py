@@ -101,7 +101,7 @@ def plot_learning_curves(path: Path, rows: list[dict]) -> None:
 
 
 def gp_draws(prior, config: TrainConfig, count: int, generator, device) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """``count`` GP prior draws on ``device``, and their lengthscales as the CVAE condition."""
+    """``count`` prior draws on ``device``, and their hyperparameter (lengthscale, alpha, rho) as the CVAE condition."""
     f, ell = prior.sample(count, generator, device=device)
     return f, (ell[:, None] if config.model == "cvae" else None)
 
@@ -160,8 +160,8 @@ def train(
 
     # --- data: the whole split lives on the device; batches are index slices ---
     info = config.data_info
-    if config.is_gp:  # GP prior draws: fixed validation draws, fresh training draws each epoch
-        prior = config.gp_prior()
+    if config.is_simulated:  # prior draws: fixed validation draws, fresh training draws each epoch
+        prior = config.simulator()
         xv, cv = gp_draws(prior, config, config.valid_size, epoch_generator(config.seed, -2, torch.device("cpu")), device)
         xt = ct = None
     else:
@@ -187,10 +187,12 @@ def train(
         log(f"resuming {out} after epoch {start}")
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "config.json", config.to_dict())
+    if config.is_spatial:  # the domain and prior the decoder stands for (read by export)
+        write_json(out / "prior.json", prior.to_dict())
     if start >= config.epochs:
         log(f"{out} already has {start} epochs (--epochs {config.epochs}): nothing to train")
 
-    n, bs = (config.epoch_size if config.is_gp else len(xt)), config.batch_size
+    n, bs = (config.epoch_size if config.is_simulated else len(xt)), config.batch_size
     steps = (n + bs - 1) // bs
     if start < config.epochs:
         log(f"training {config.model} on {n} {config.dataset} examples ({device}), epochs {start + 1}..{config.epochs}")
@@ -199,7 +201,7 @@ def train(
             # --- one epoch over a fresh permutation ---
             t0 = time.perf_counter()
             gen = epoch_generator(config.seed, epoch, device)
-            if config.is_gp:  # an endless data set: fresh prior draws every epoch
+            if config.is_simulated:  # an endless data set: fresh prior draws every epoch
                 xt, ct = gp_draws(prior, config, n, gen, device)
             perm = torch.randperm(n, device=device, generator=gen)
             sums = torch.zeros(3, device=device)  # loss, recon, kl summed over examples
