@@ -11,7 +11,7 @@ PY := $(VENV)/bin/python
 SURROGATE_DATA_DIR ?= $(wildcard $(abspath ../shared/data/mnist))
 export SURROGATE_DATA_DIR
 
-.PHONY: demo test bench clean-venv
+.PHONY: demo demo-map test bench clean-venv
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet "torch==$(TORCH_VERSION)"
@@ -20,6 +20,10 @@ $(VENV)/.installed: pyproject.toml
 
 demo: $(VENV)/.installed
 	$(PY) scripts/demo.py
+
+# North Carolina SIDS: surrogates vs the exact BYM2, ICAR, CAR and GP models (libpysal's bundled map)
+demo-map: $(VENV)/.installed
+	$(PY) scripts/demo_map.py
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q

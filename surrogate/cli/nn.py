@@ -35,7 +35,9 @@ from surrogate.cli.common import CONTEXT, float_list, int_list, main, user_error
 @click.option("--agg-grid", type=int, default=30, help="agg-gp: points per axis of the fine grid over the map.")
 @click.option("--model", default="cvae", help="ae, vae or cvae (conditioned on the one-hot label; on the lengthscale for GP data).")
 @click.option("--hidden", default="400,200,100", callback=int_list, help="Encoder widths (1-4 layers); the decoder mirrors them.")
-@click.option("--latent", type=int, default=15, help="Latent dimension K.")
+@click.option("--latent", default="15", help="Latent size K, or auto (spatial priors: from the prior's spectrum).")
+@click.option("--linear-path/--no-linear-path", default=None,
+              help="Decoder A z + MLP with A from the prior's Karhunen-Loeve basis  [default: on for spatial priors]")
 @click.option("--activation", default="elu", help="Hidden activation: elu, tanh, relu or softplus.")
 @click.option("--output-activation", help="sigmoid or identity  [default: sigmoid for images]")
 @click.option("--loss", help="Reconstruction loss: bce or gaussian  [default: bce for images]")
@@ -59,6 +61,7 @@ from surrogate.cli.common import CONTEXT, float_list, int_list, main, user_error
 @user_errors
 def train(ctx, out, data_dir, resume, force, map_, **options):
     """Train an AE, VAE or CVAE into a run directory (on images, or on draws of a GP or spatial prior)."""
+    from surrogate.errors import SurrogateError
     from surrogate.nn.config import TrainConfig
     from surrogate.nn.train import train as run_training
 
@@ -66,6 +69,17 @@ def train(ctx, out, data_dir, resume, force, map_, **options):
     options["points"] = str(options["points"].resolve()) if options["points"] else None
     if options["prior"] and ctx.get_parameter_source("dataset") == click.core.ParameterSource.DEFAULT:
         options["dataset"] = "spatial"
+    if options["latent"] == "auto":
+        if not options["prior"]:
+            raise SurrogateError("--latent auto needs a spatial --prior (its eigenvalue spectrum sets K)")
+        probe = TrainConfig(**{**options, "latent": 1, "model": "vae"})
+        options["latent"] = probe.spatial_prior().auto_latent()
+        click.echo(f"latent auto: {options['latent']} dimensions keep 99% of the prior's variance and 95% at every location")
+    else:
+        try:
+            options["latent"] = int(options["latent"])
+        except ValueError:
+            raise SurrogateError(f"latent must be a positive integer or auto, found {options['latent']!r}") from None
     settings = options
     if resume and (out / "config.json").is_file():
         # Options not given on the command line come from the saved run.
@@ -99,13 +113,14 @@ def sample(run_dir, out, n, label, scales, seed):
 @main.command("check-prior", context_settings=CONTEXT)
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--draws", type=int, default=2000, help="Decoded and exact GP draws per lengthscale.")
-@click.option("--lengthscales", callback=float_list, help="PriorCVAE: lengthscales to check  [default: 10%, 50%, 90% of the training range]")
+@click.option("--lengthscales", "--values", callback=float_list,
+              help="A CVAE: condition values (lengthscales, CAR alpha, BYM2 rho) to check  [default: 10%, 50%, 90% of the training range]")
 @click.option("--max-cov-error", type=float, default=0.2, help="Fail (exit 1) above this relative covariance error.")
 @click.option("--seed", type=int, default=0)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Folder for check_prior.json/.png  [default: RUN_DIR]")
 @user_errors
 def check_prior(run_dir, draws, lengthscales, max_cov_error, seed, out):
-    """Compare a GP surrogate's decoded prior draws with exact GP draws."""
+    """Compare a surrogate's decoded prior draws with exact draws of its GP or spatial prior."""
     from surrogate.tasks.gp_check import check_prior as run_check
     from surrogate.tasks.gp_check import format_check
 
@@ -113,7 +128,7 @@ def check_prior(run_dir, draws, lengthscales, max_cov_error, seed, out):
     click.echo(format_check(result))
     click.echo(f"wrote {(out or run_dir) / 'check_prior.json'} and check_prior.png")
     if not result["passed"]:
-        worst = max(r["cov_rel_error"] for r in result["checks"])
+        worst = max(r.get("cov_rel_error", r.get("cov_error")) for r in result["checks"])
         raise click.ClickException(f"prior check failed: relative covariance error {worst:.3f} > --max-cov-error {max_cov_error}")
 
 

@@ -9,9 +9,9 @@ from pathlib import Path
 from surrogate.data import DATASETS, DatasetInfo, dataset_info
 from surrogate.data.gp import GP_DATASETS, GPPrior, check_range
 from surrogate.errors import SurrogateError, check_choice, check_positive_int
-from surrogate.spatial.priors import ISLAND_RULES, PRIORS
 from surrogate.nn.losses import RECON_LOSSES
 from surrogate.nn.models import HIDDEN_ACTIVATIONS, MODEL_KINDS, OUTPUT_ACTIVATIONS
+from surrogate.spatial.priors import ISLAND_RULES, PRIORS
 
 
 @dataclass
@@ -53,6 +53,7 @@ class TrainConfig:
     denoise: float = 0.0  # sd of Gaussian noise added to the encoder input (denoising AE)
     sparsity: float = 0.0  # weight of the L1 penalty on the code (sparse AE)
     dropout: float = 0.0  # dropout probability after each hidden layer of the encoder (dropout autoencoder)
+    linear_path: bool | None = None  # decoder = A z + MLP, A from the prior's Karhunen-Loeve basis (None: on for spatial priors)
     # optimisation
     epochs: int = 30  # total epochs (a resumed run continues up to this)
     batch_size: int = 128
@@ -108,7 +109,6 @@ class TrainConfig:
 
     def spatial_prior(self):
         """The spatial prior the training draws come from (dataset spatial)."""
-        from surrogate.spatial.priors import SpatialPrior
 
         value = {"gp": self.lengthscale, "agg-gp": self.lengthscale, "car": self.alpha, "bym2": self.rho}.get(self.prior)
         return _spatial_prior(self.prior, self.domain(), self.kernel, value, self.islands, self.agg_grid)
@@ -121,6 +121,8 @@ class TrainConfig:
     def resolved_output_activation(self) -> str:
         if self.output_activation:
             return self.output_activation
+        if self.is_simulated:  # prior draws are real-valued
+            return "identity"
         return "sigmoid" if self.data_info.bounded else "identity"
 
     @property
@@ -129,7 +131,13 @@ class TrainConfig:
         # draws to match the GP (measured in docs/benchmarks.md); 0.1 under-disperses them
         if self.noise_scale is not None:
             return self.noise_scale
-        return 1.0 if self.is_simulated else 0.1
+        if self.is_spatial:  # measured: 0.2 matches a BYM2's covariance best at full rank (docs/benchmarks.md)
+            return 0.2
+        return 1.0 if self.is_gp else 0.1
+
+    @property
+    def resolved_linear_path(self) -> bool:
+        return self.is_spatial if self.linear_path is None else bool(self.linear_path)
 
     @property
     def resolved_loss(self) -> str:
@@ -241,7 +249,7 @@ class TrainConfig:
         with an explicit value resumes under the default that resolves to it, and back.
         """
         mine, theirs = self.to_dict(), other.to_dict()
-        for name in ("output_activation", "noise_scale", "loss"):
+        for name in ("output_activation", "noise_scale", "loss", "linear_path"):
             mine[name], theirs[name] = getattr(self, f"resolved_{name}"), getattr(other, f"resolved_{name}")
         return [
             f"{k.replace('_', '-')}: saved {mine[k]!r}, given {theirs[k]!r}"

@@ -21,10 +21,50 @@ from surrogate.fileio import write_json, write_text
 from surrogate.nn.checkpoint import load_model, versions
 from surrogate.nn.models import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS, MLPAutoencoder
 
+PASS_OFFSET = 100.0  # a linear path rides through ELU/ReLU units as z + PASS_OFFSET, where both are the identity
+
+
+def folded_layers(model: MLPAutoencoder) -> list[nn.Linear]:
+    """The decoder's Linear layers, with a linear path ``A z`` folded in as K pass-through units per hidden layer.
+
+    Layer 1 gains rows ``[I_K, 0]`` with bias ``PASS_OFFSET``; each later hidden layer passes those
+    units on (identity block, zero bias); the output layer adds ``A`` on them and subtracts
+    ``A @ PASS_OFFSET``. ELU and ReLU are the identity on positive inputs, so the folded decoder
+    equals ``A z + MLP(z, c)`` wherever every ``z_k > -PASS_OFFSET``.
+    """
+    layers = [m for m in model.decoder if isinstance(m, nn.Linear)]
+    if model.linear is None:
+        return layers
+    K, C = model.latent_dim, model.cond_dim
+    A = model.linear.weight.detach().double()
+    out = []
+    for i, layer in enumerate(layers):
+        W, b = layer.weight.detach().double(), layer.bias.detach().double()
+        n_out, n_in = W.shape
+        last = i == len(layers) - 1
+        extra_in = 0 if i == 0 else K
+        new = nn.Linear(n_in + extra_in, n_out + (0 if last else K)).double()
+        with torch.no_grad():
+            new.weight.zero_()
+            new.bias.zero_()
+            new.weight[:n_out, :n_in] = W
+            new.bias[:n_out] = b
+            if last:
+                new.weight[:, n_in:] = A
+                new.bias[:] = b - PASS_OFFSET * A.sum(1)
+            elif i == 0:
+                new.weight[n_out:, :K] = torch.eye(K, dtype=torch.float64)
+                new.bias[n_out:] = PASS_OFFSET
+            else:
+                new.weight[n_out:, n_in:] = torch.eye(K, dtype=torch.float64)
+        out.append(new)
+    assert C == 0 or out[0].weight.shape[1] == K + C
+    return out
+
 
 def decoder_stan_data(model: MLPAutoencoder, activation: str, output_activation: str) -> dict:
     """The decoder of ``model`` as a dict of Stan data (numpy float64 arrays), shapes asserted."""
-    layers = [m for m in model.decoder if isinstance(m, nn.Linear)]
+    layers = folded_layers(model)
     hidden, out = layers[:-1], layers[-1]
     K, C, L = model.latent_dim, model.cond_dim, len(hidden)
     assert 1 <= L <= MAX_HIDDEN, f"decoder has {L} hidden layers, expected 1 to {MAX_HIDDEN}"
@@ -67,6 +107,7 @@ def export_decoder(run_dir: str | Path, out: str | Path | None = None) -> tuple[
         "classes": class_names(config, model.cond_dim),
         "gp": gp_meta(config) if config.is_gp else None,
         "spatial": spatial_meta(config) if config.is_spatial else None,
+        "check_prior": recorded_check(run_dir, state["epoch"]),
         "activation": config.activation,
         "output_activation": config.resolved_output_activation,
         "config": config.to_dict(),
@@ -91,6 +132,19 @@ def gp_meta(config) -> dict:
     """The GP prior a PriorVAE/PriorCVAE decoder stands for (read by ``gp-fit`` and ``check-prior``)."""
     prior = config.gp_prior()
     return {"dim": prior.dim, "grid": prior.n, "kernel": prior.kernel, "lengthscale": list(prior.lengthscale), "variance": list(prior.variance)}
+
+
+def recorded_check(run_dir: Path, epoch: int) -> dict | None:
+    """The run's ``check_prior.json`` (its pass, worst error and linear floor), if one was written after the last epoch."""
+    path = run_dir / "check_prior.json"
+    ckpt = run_dir / "checkpoint.pt"
+    if not path.is_file() or (ckpt.is_file() and path.stat().st_mtime < ckpt.stat().st_mtime):
+        return None  # none, or one of earlier weights
+    result = json.loads(path.read_text())
+    rows = result.get("checks", [])
+    worst = max((r.get("cov_error", r.get("cov_rel_error", float("nan"))) for r in rows), default=float("nan"))
+    return {"passed": bool(result.get("passed")), "worst_cov_error": worst, "max_cov_error": result.get("max_cov_error"),
+            "cov_error_linear": max((r.get("cov_error_linear", float("nan")) for r in rows), default=None), "epoch": epoch}  # fmt: skip
 
 
 def spatial_meta(config) -> dict:

@@ -62,6 +62,10 @@ class MLPAutoencoder(nn.Module):
         output_activation: ``sigmoid`` for images in [0, 1], ``identity`` else.
         dropout: dropout probability after each hidden layer of the encoder
             (a dropout autoencoder); the decoder, the part exported to Stan, has none.
+        linear_path: add a linear map of ``z`` to the decoder's output, ``decode(z, c) =
+            A z + MLP(z, c)`` (initialised by :func:`init_linear_path` to the prior's
+            Karhunen-Loeve basis, so training starts at the linear floor). Export folds it
+            into the dense layers (see ``surrogate.nn.export``); ELU or ReLU only.
     """
 
     def __init__(
@@ -74,6 +78,7 @@ class MLPAutoencoder(nn.Module):
         activation: str = "elu",
         output_activation: str = "sigmoid",
         dropout: float = 0.0,
+        linear_path: bool = False,
     ):
         super().__init__()
         check_choice("model", kind, MODEL_KINDS)
@@ -101,6 +106,11 @@ class MLPAutoencoder(nn.Module):
         self.to_mu = nn.Linear(hidden[-1], latent_dim)
         self.to_logvar = nn.Linear(hidden[-1], latent_dim) if kind != "ae" else None
         self.decoder = mlp([latent_dim + cond_dim, *reversed(hidden), input_dim], activation, output_activation)
+        self.linear = None
+        if linear_path:
+            if activation not in ("elu", "relu") or output_activation != "identity":
+                raise SurrogateError(f"a linear path needs activation elu or relu and an identity output, found {activation} and {output_activation}")
+            self.linear = nn.Linear(latent_dim, input_dim, bias=False)
 
     @property
     def variational(self) -> bool:
@@ -111,7 +121,8 @@ class MLPAutoencoder(nn.Module):
         return self.to_mu(h), (self.to_logvar(h) if self.variational else None)
 
     def decode(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
-        return self.decoder(z if c is None else torch.cat([z, c], dim=1))
+        out = self.decoder(z if c is None else torch.cat([z, c], dim=1))
+        return out if self.linear is None else out + self.linear(z)
 
     def forward(
         self, x: torch.Tensor, c: torch.Tensor | None = None, generator: torch.Generator | None = None
@@ -135,4 +146,20 @@ def build_model(config, input_dim: int, n_classes: int, output_activation: str) 
         activation=config.activation,
         output_activation=output_activation,
         dropout=config.dropout,
+        linear_path=getattr(config, "resolved_linear_path", False),
     )
+
+
+@torch.no_grad()
+def init_linear_path(model: MLPAutoencoder, covariance) -> None:
+    """Start the decoder at the best rank-K linear surrogate: ``A = V_K diag(sqrt(lambda_K))``, the MLP's output at zero."""
+    import numpy as np
+
+    lam, V = np.linalg.eigh(np.asarray(covariance, dtype=np.float64))
+    top = np.argsort(lam)[::-1][: model.latent_dim]
+    A = np.zeros((model.linear.out_features, model.latent_dim))
+    A[:, : len(top)] = V[:, top] * np.sqrt(np.clip(lam[top], 0, None))
+    model.linear.weight.copy_(torch.from_numpy(A))
+    last = [m for m in model.decoder if isinstance(m, nn.Linear)][-1]
+    last.weight.zero_()
+    last.bias.zero_()

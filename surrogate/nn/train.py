@@ -180,6 +180,14 @@ def train(
     model = build_model(config, info.dim, info.n_classes, config.resolved_output_activation).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     start, metrics = 0, []
+    if state is None and model.linear is not None:  # start at the linear floor (the prior's Karhunen-Loeve basis)
+        from surrogate.nn.models import init_linear_path
+
+        if not config.is_simulated:
+            raise SurrogateError("linear-path needs a prior with a known covariance (a GP or spatial prior)")
+        cov = prior.mean_covariance() if config.is_spatial else prior.covariance(float(sum(prior.lengthscale)) / 2)
+        init_linear_path(model, cov)
+        model.to(device)
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -188,7 +196,17 @@ def train(
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "config.json", config.to_dict())
     if config.is_spatial:  # the domain and prior the decoder stands for (read by export)
-        write_json(out / "prior.json", prior.to_dict())
+        spec = prior.spectrum()
+        kept = prior.kept_share(config.latent)
+        local = float(spec["local_min"][min(config.latent, prior.size) - 1])
+        write_json(out / "prior.json", prior.to_dict() | {"latent": config.latent, "linear_floor_share": kept, "linear_floor_local_min": local,
+                                                          **{k: spec[k] for k in ("k90", "k95", "k99", "k_local95")}})  # fmt: skip
+        log(f"prior {config.prior} on {prior.size} locations: latent {config.latent} keeps at most {100 * kept:.0f}% of its variance "
+            f"and {100 * local:.0f}% at the worst location (the rank-{config.latent} Karhunen-Loeve floor); "
+            f"{spec['k99']} dimensions keep 99%, {spec['k_local95']} keep 95% everywhere")  # fmt: skip
+        if kept < 0.95 or local < 0.8:
+            log(f"WARNING: latent {config.latent} cannot represent this prior (decoded draws will be under-dispersed); "
+                f"use --latent {prior.auto_latent()} (or --latent auto)")  # fmt: skip
     if start >= config.epochs:
         log(f"{out} already has {start} epochs (--epochs {config.epochs}): nothing to train")
 

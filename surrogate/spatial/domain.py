@@ -6,7 +6,8 @@ polygon areas (maps only) and the undirected adjacency as an edge list (0-based 
 ``i < j``; grids and maps only). Maps are read with geopandas and their contiguity comes
 from libpysal (queen by default: polygons sharing a point; rook: sharing an edge).
 
-A domain's content hash covers its kind, ids, coordinates and edges, so an exported
+Distances (GP lengthscales) are in the map's coordinate units: degrees for a longitude/latitude
+map (reproject it, e.g. with geopandas' ``to_crs``, for kilometres). A domain's content hash covers its kind, ids, coordinates and edges, so an exported
 decoder records the domain it was trained on and a fit on another domain is refused,
 naming what differs (:func:`check_same_domain`).
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -79,6 +81,11 @@ class Domain:
         return [self.ids[i] for i in np.flatnonzero(self.degrees == 0)]
 
     def content_hash(self) -> str:
+        if "_hash" not in self.__dict__:  # computed once: a frozen domain does not change
+            self.__dict__["_hash"] = self._content_hash()
+        return self.__dict__["_hash"]
+
+    def _content_hash(self) -> str:
         payload = {"kind": self.kind, "ids": list(self.ids), "coords": np.round(self.coords, 9).tolist(),
                    "edges": self.edges.tolist(), "contiguity": self.contiguity}  # fmt: skip
         return hashlib.sha256(json.dumps(payload, separators=(",", ":")).encode()).hexdigest()[:16]
@@ -163,9 +170,11 @@ def read_map(path: str | Path, id_column: str | None, contiguity: str = "queen")
         raise SurrogateError(f"map {path}: areas need polygon geometries; these have none or another type: {', '.join(bad[:5])}")
     weights = (Queen if contiguity == "queen" else Rook).from_dataframe(gdf, use_index=False, silence_warnings=True)
     edges = edges_from_neighbors(weights.neighbors, list(range(len(gdf))))
-    centroids = geom.representative_point() if geom.crs is not None and geom.crs.is_geographic else geom.centroid
+    with warnings.catch_warnings():  # a geographic CRS: centroids and areas in degrees, as documented
+        warnings.simplefilter("ignore", UserWarning)
+        centroids, areas = geom.centroid, geom.area.values.astype(float)
     coords = np.column_stack([centroids.x.values, centroids.y.values]).astype(float)
-    return Domain("areas", ids, coords, edges, geom.area.values.astype(float), str(path), contiguity, geom.reset_index(drop=True))
+    return Domain("areas", ids, coords, edges, areas, str(path), contiguity, geom.reset_index(drop=True))
 
 
 def read_points(path: str | Path, id_column: str | None = "id", x: str = "x", y: str = "y") -> Domain:

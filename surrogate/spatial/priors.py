@@ -225,6 +225,39 @@ class SpatialPrior:
             return (1 - v) * np.eye(self.size) + v * icar
         return np.linalg.inv(car_precision(self.domain, self.graph, v))
 
+    def mean_covariance(self) -> np.ndarray:
+        """The covariance averaged over the hyperparameter's range (what a VAE marginalising it learns)."""
+        if self.fixed:
+            return self.covariance(None if self.condition is None else self.condition[0])
+        lo, hi = self.condition
+        return np.mean([self.covariance(v) for v in np.linspace(lo, hi, 5)], axis=0)
+
+    def spectrum(self) -> dict:
+        """How many dimensions a linear (Karhunen-Loeve) surrogate of the mean covariance needs, and what K keeps.
+
+        ``kept`` maps K to the share of the total variance its top-K eigenvectors hold: the
+        linear floor of a decoder with latent size K.
+        """
+        C = self.mean_covariance()
+        lam, V = np.linalg.eigh(C)
+        order = np.argsort(lam)[::-1]
+        lam, V = np.clip(lam[order], 0, None), V[:, order]
+        share = np.cumsum(lam) / lam.sum()
+        local = np.cumsum(V**2 * lam, axis=1) / np.diag(C)[:, None]  # [location, K]: its variance kept by the top K
+        k_local = int(np.argmax(local.min(0) >= 0.95) + 1)  # every location keeps 95% of its variance
+        return {"k90": int(np.searchsorted(share, 0.90) + 1), "k95": int(np.searchsorted(share, 0.95) + 1),
+                "k99": int(np.searchsorted(share, 0.99) + 1), "k_local95": k_local, "share": share,
+                "local_min": local.min(0)}  # fmt: skip
+
+    def kept_share(self, k: int) -> float:
+        share = self.spectrum()["share"]
+        return float(share[min(k, len(share)) - 1])
+
+    def auto_latent(self) -> int:
+        """The latent size whose linear floor keeps 99% of the variance and 95% at every location."""
+        spec = self.spectrum()
+        return max(spec["k99"], spec["k_local95"])
+
     def _factor(self, value: float) -> np.ndarray:
         return _cached_factor(self, round(float(value), 12))
 

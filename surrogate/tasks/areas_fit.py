@@ -244,6 +244,12 @@ def format_fit(r: dict) -> str:
         lines.append(f"WARNING: {r['divergences']} divergent transitions: raise --adapt-delta")
     if r["chains"] > 1 and r["max_rhat"] > RHAT_LIMIT:
         lines.append(f"WARNING: max R-hat {r['max_rhat']:.3f} > {RHAT_LIMIT}: run more warmup and draws")
+    check = (r.get("decoder") or {}).get("check_prior")
+    if r["model"] == "surrogate" and check is None:
+        lines.append("note: the decoder records no prior check; run `surrogate check-prior RUN_DIR`, then export again")
+    elif check is not None and not check["passed"]:
+        lines.append(f"WARNING: THE DECODER FAILED ITS PRIOR CHECK (covariance error {check['worst_cov_error']:.3f} > {check['max_cov_error']}): "
+                     "this surrogate is not the prior it stands for; its intervals may be too narrow")  # fmt: skip
     if r["pareto_k_over_0.7"]:
         lines.append(f"note: {r['pareto_k_over_0.7']} area(s) with Pareto k > 0.7: elpd_loo is unreliable there")
     return "\n".join(lines)
@@ -280,7 +286,8 @@ def write_outputs(out: Path, result: FitResult, data: AreaData, log: str = "") -
     write_fit_dir(out, result, az.summary(idata, var_names=names), log)
     table = area_table(idata, data)
     write_text(out / "areas.csv", table.to_csv(index=False))
-    plot_maps(out / "maps.png", data, table, title=f"{result.diagnostics['model']} ({result.diagnostics['prior']['prior']})")
+    model, kind = result.diagnostics["model"], result.diagnostics["prior"]["prior"]
+    plot_maps(out / "maps.png", data, table, title=f"{model} model" if model == kind else f"{model} ({kind} prior)")
 
 
 def plot_maps(path: Path, data: AreaData, table, title: str = "") -> None:
@@ -316,3 +323,19 @@ def plot_maps(path: Path, data: AreaData, table, title: str = "") -> None:
     fig.tight_layout()
     save_figure(fig, path)
 
+
+
+def fit_table(data_path, model: str, map_path=None, points=None, grid: int | None = None, id_column: str | None = None,
+              contiguity: str | None = None, columns: dict | None = None, decoder_json=None, **options) -> FitResult:  # fmt: skip
+    """Read the domain and the data table, then :func:`fit_areas` (what ``surrogate fit`` runs)."""
+    from surrogate.spatial.data import read_area_data
+    from surrogate.spatial.domain import load_domain
+
+    if contiguity is None and decoder_json is not None:
+        contiguity = (load_decoder(decoder_json)[1].get("spatial") or {}).get("domain", {}).get("contiguity")
+    domain = load_domain(None if map_path is None else str(map_path), None if points is None else str(points), grid,
+                         id_column if map_path is not None or points is not None else None, contiguity or "queen")  # fmt: skip
+    if id_column is None:
+        raise SurrogateError("give --id-column: the column that names the areas in the data table (and in the map)")
+    data = read_area_data(data_path, domain, id_column, **(columns or {}))
+    return fit_areas(model, data, decoder_json=decoder_json, **options)

@@ -64,8 +64,12 @@ def check_prior(run_dir, draws: int = 2000, lengthscales: tuple[float, ...] | No
                 seed: int = 0, out: str | Path | None = None) -> dict:  # fmt: skip
     """Compare decoded and exact GP draws (see the module docstring); write JSON and PNG to ``out``."""
     model, config, _ = load_model(run_dir)
+    if config.is_spatial:
+        from surrogate.tasks.prior_check import check_spatial
+
+        return check_spatial(model, config, draws, lengthscales, max_cov_error, seed, out, run_dir)
     if not config.is_gp:
-        raise SurrogateError(f"check-prior needs a run trained on GP draws (gp1d or gp2d); {run_dir} was trained on {config.dataset}")
+        raise SurrogateError(f"check-prior needs a run trained on prior draws (gp1d, gp2d or --prior); {run_dir} was trained on {config.dataset}")
     check_positive_int("draws", draws)
     if draws < 10:
         raise SurrogateError(f"draws must be at least 10 for a covariance estimate, found {draws}")
@@ -104,6 +108,10 @@ def check_prior(run_dir, draws: int = 2000, lengthscales: tuple[float, ...] | No
 
 
 def format_check(result: dict) -> str:
+    if "prior" in result:  # a spatial prior
+        from surrogate.tasks.prior_check import format_spatial_check
+
+        return format_spatial_check(result)
     lines = [f"{result['dataset']} {result['kernel']} grid {result['grid']}: {result['draws']} decoded vs exact draws",
              f"{'lengthscale':>11}  {'cov error':>9}  {'(exact)':>8}  {'variance':>8}  {'(kernel)':>8}  {'MMD p':>6}  ok"]  # fmt: skip
     for r in result["checks"]:

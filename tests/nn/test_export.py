@@ -74,3 +74,28 @@ def test_load_rejects_non_json(tmp_path):
         load_decoder(path)
     with pytest.raises(SurrogateError, match="decoder file .*missing.json does not exist"):
         load_decoder(tmp_path / "missing.json")
+
+
+@pytest.mark.parametrize("kind, cond, activation", [("vae", 0, "elu"), ("cvae", 1, "relu")])
+def test_linear_path_folds_into_dense_layers(kind, cond, activation):
+    """A z + MLP(z, c) exported as plain dense layers decodes the same values (the Stan programs are unchanged)."""
+    from surrogate.nn.models import MLPAutoencoder, init_linear_path
+
+    torch.manual_seed(0)
+    model = MLPAutoencoder(kind, 12, (16, 8), 5, cond, activation, "identity", linear_path=True)
+    cov = np.cov(np.random.default_rng(0).normal(size=(12, 40)))
+    init_linear_path(model, cov)
+    z = torch.randn(300, 5)
+    c = torch.rand(300, cond) if cond else None
+    lam = np.sort(np.linalg.eigvalsh(cov))[::-1]
+    A = model.linear.weight.detach().double().numpy()
+    np.testing.assert_allclose(np.linalg.eigvalsh(A @ A.T)[::-1][:5], lam[:5], rtol=1e-5)  # the top-5 Karhunen-Loeve basis
+    assert torch.allclose(model.decode(z, c), model.linear(z))  # the MLP starts at zero
+    with torch.no_grad():
+        for p in model.decoder.parameters():
+            p.add_(0.3 * torch.randn(p.shape))
+    data = decoder_stan_data(model, activation, "identity")
+    assert data["H"][:2] == [8 + 5, 16 + 5] and data["W_out"].shape == (12, 21)
+    inputs = z if c is None else torch.cat([z, c], 1)
+    with torch.no_grad():
+        np.testing.assert_allclose(torch_decoder(data)(inputs.double()).numpy(), model.decode(z, c).double().numpy(), atol=2e-6)

@@ -1,0 +1,72 @@
+"""The command that fits a map: ``surrogate fit`` (areas, sites or a grid, with covariates)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from surrogate.cli.common import CONTEXT, float_list, main, user_errors
+from surrogate.cli.fit import sampler_options
+
+
+def names_list(ctx, param, value):
+    return tuple(v.strip() for v in value.split(",") if v.strip()) if value else ()
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("data", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--map", "map_", type=click.Path(dir_okay=False, path_type=Path), help="Areas: a shapefile, GeoJSON or GeoPackage.")
+@click.option("--points", type=click.Path(dir_okay=False, path_type=Path), help="Sites: a CSV with columns id, x, y.")
+@click.option("--id-column", help="The column naming the areas, in the data and in the map.")
+@click.option("--counts", help="Outcome: counts (Poisson; binomial with --trials).")
+@click.option("--trials", help="Binomial trials column.")
+@click.option("--value", help="Outcome: a real value (Gaussian).")
+@click.option("--exposure", help="Expected counts (or population at risk): the log offset.")
+@click.option("--population", help="Population column: expected counts at the overall rate (internal standardisation).")
+@click.option("--offset", help="A column already on the log scale, added to the linear predictor.")
+@click.option("--covariates", callback=names_list, help="Comma-separated covariate columns (standardised by the tool).")
+@click.option("--model", default="surrogate", type=click.Choice(["surrogate", "bym2", "icar", "car", "gp"]),
+              help="surrogate (needs --decoder), or the exact bym2, icar, car or gp model.")
+@click.option("--decoder", type=click.Path(dir_okay=False, path_type=Path),
+              help="decoder.json of a run trained with --prior on this domain (needed by surrogate; sets the exact model's prior).")
+@click.option("--kernel", help="gp: rbf, matern12, matern32 or matern52  [default: the decoder's, else matern32]")
+@click.option("--lengthscale", callback=float_list, help="gp: lengthscale prior lo,hi  [default: the decoder's, else 0.05-0.5 x the extent]")
+@click.option("--alpha", callback=float_list, help="car: alpha prior lo,hi  [default: the decoder's, else 0.1,0.99]")
+@click.option("--rho", callback=float_list, help="bym2: rho prior lo,hi  [default: the decoder's, else 0,1]")
+@click.option("--contiguity", help="queen or rook  [default: the decoder's, else queen]")
+@click.option("--islands", help="Areas without neighbours: refuse, independent or nearest  [default: the decoder's, else refuse]")
+@click.option("--iid", is_flag=True, help="Add an unstructured area effect (not with bym2, which has one).")
+@click.option("--intercept-prior", callback=float_list, default="0,2", help="Normal mean,sd of the intercept.")
+@click.option("--beta-sd", type=float, default=1.0, help="Normal sd of each standardised coefficient.")
+@click.option("--field-sd", type=float, default=1.0, help="Half-normal scale of the field's sd.")
+@sampler_options
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
+@user_errors
+def fit(data, map_, points, id_column, counts, trials, value, exposure, population, offset, covariates, model, decoder, kernel, lengthscale,
+        alpha, rho, contiguity, islands, iid, intercept_prior, beta_sd, field_sd, chains, warmup, draws, seed, adapt_delta, max_treedepth,
+        init_radius, dense_metric, engine, cmdstan_path, verbose, out):  # fmt: skip
+    """Fit a map: a surrogate prior, or the exact BYM2, ICAR, CAR or GP model, with covariates and an offset."""
+    from surrogate.errors import SurrogateError
+    from surrogate.inference import SamplerSettings, console, get_engine
+    from surrogate.tasks.areas_fit import fit_table
+
+    given = [n for n, v in (("lengthscale", lengthscale), ("alpha", alpha), ("rho", rho)) if v]
+    if len(given) > 1:
+        raise SurrogateError(f"give at most one hyperparameter prior; found {', '.join(given)}")
+    if len(intercept_prior) != 2 or not intercept_prior[1] > 0:
+        raise SurrogateError(f"intercept-prior must be mean,sd with sd > 0, found {intercept_prior}")
+    settings = SamplerSettings(chains, warmup, 1000 if draws is None else draws, seed, adapt_delta, max_treedepth, init_radius, dense_metric)
+    console.set_verbose(verbose)
+    columns = {"counts": counts, "trials": trials, "value": value, "exposure": exposure, "population": population, "offset": offset,
+               "covariates": covariates}  # fmt: skip
+    priors = {"intercept": tuple(intercept_prior), "beta_sd": beta_sd, "field_sd": field_sd, "iid": iid}
+    for name, v in (("beta-sd", beta_sd), ("field-sd", field_sd)):
+        if not v > 0:
+            raise SurrogateError(f"{name} must be positive, found {v}")
+    result = fit_table(data, model, map_, points, None, id_column, contiguity, columns, decoder, settings=settings,
+                       engine=get_engine(engine, cmdstan_path), out=out, kernel=kernel, condition=lengthscale or alpha or rho or None,
+                       islands=islands, priors=priors)  # fmt: skip
+    click.echo(result.text)
+    click.echo(f"outputs in {out}: posterior.nc, summary.csv, diagnostics.json, areas.csv, maps.png, engine.log; "
+               f"`surrogate report {out}` writes a shareable report")  # fmt: skip

@@ -1,0 +1,105 @@
+"""Prior fidelity of a spatial surrogate, beside its linear floor and the sampling floor.
+
+For each checked hyperparameter value (a CVAE: several across its range; a VAE: the prior it
+learnt, i.e. the covariance averaged over the range it marginalised) three things are compared
+with the prior's covariance ``C``:
+
+* ``cov_error``: ``||Cov(decoded) - C||_F / ||C||_F`` of ``n`` decoded draws ``z ~ N(0, I)``;
+* ``cov_error_linear``: the same for the best rank-K linear surrogate, the truncated
+  Karhunen-Loeve expansion with K the decoder's latent size (closed form:
+  ``sqrt(sum_{i>K} lambda_i^2 / sum_i lambda_i^2)``); a decoder worse than it says so;
+* ``cov_error_floor``: the same for ``n`` exact draws (the sampling error at this ``n``);
+
+and the marginal variance ratio per location (decoded / prior; min and median) and an MMD
+two-sample test of decoded against exact draws (``mmd_p_value``). The check passes when
+``cov_error <= max_cov_error`` at every value; its JSON is what ``export`` records and what
+``fit --model surrogate`` warns about.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from surrogate.errors import SurrogateError, check_positive_int
+from surrogate.fileio import pyplot, save_figure, write_json
+from surrogate.tasks.gp_check import covariance_error, decoded_draws, mmd_test
+
+
+def linear_floor(C: np.ndarray, k: int) -> float:
+    """Relative Frobenius error of the best rank-``k`` approximation of ``C`` (Eckart-Young)."""
+    lam = np.sort(np.abs(np.linalg.eigvalsh(C)))[::-1]
+    return float(np.sqrt((lam[k:] ** 2).sum() / (lam**2).sum()))
+
+
+def check_spatial(model, config, draws: int = 2000, values=None, max_cov_error: float = 0.2, seed: int = 0, out=None, run_dir=None) -> dict:
+    """The check of a run trained with ``--prior`` (see the module docstring)."""
+    check_positive_int("draws", draws)
+    prior = config.spatial_prior()
+    K = model.latent_dim
+    lo, hi = prior.condition or (None, None)
+    if values is None:
+        values = (None,) if not model.cond_dim else tuple(float(v) for v in np.round(lo + (hi - lo) * np.array([0.1, 0.5, 0.9]), 4))
+    rows, panels = [], []
+    for i, v in enumerate(values):
+        if v is not None and not model.cond_dim:
+            raise SurrogateError(f"this VAE marginalises {prior.condition_name}; check it without values (found {v})")
+        if v is not None and not lo <= v <= hi:
+            raise SurrogateError(f"{prior.condition_name} {v} is outside the training range [{lo}, {hi}]")
+        C = prior.mean_covariance() if v is None else prior.covariance(v)
+        dec = decoded_draws(model, draws, v, seed + i)
+        if v is None and prior.condition is not None and not prior.fixed:  # exact draws from the mixture the VAE learnt
+            exact = prior.sample(draws, torch.Generator().manual_seed(seed + 1000 + i))[0].double().numpy()
+        else:
+            exact = prior.sample(draws, torch.Generator().manual_seed(seed + 1000 + i), value=v)[0].double().numpy()
+        m = min(draws, 500)
+        _, p_value = mmd_test(dec[:m], exact[:m], seed=seed + i)
+        ratio = (dec**2).mean(0) / np.diag(C)
+        row = {"value": v, "cov_error": covariance_error(dec, C), "cov_error_linear": linear_floor(C, K), "cov_error_floor": covariance_error(exact, C),
+               "variance_ratio_min": float(ratio.min()), "variance_ratio_median": float(np.median(ratio)), "mmd_p_value": p_value}  # fmt: skip
+        row["worse_than_linear"] = row["cov_error"] > row["cov_error_linear"] + row["cov_error_floor"]
+        row["passed"] = row["cov_error"] <= max_cov_error
+        rows.append(row)
+        panels.append((v, C, dec))
+    result = {"run_dir": str(run_dir), "prior": prior.kind, "condition_name": prior.condition_name, "locations": prior.size, "latent": K,
+              "draws": draws, "max_cov_error": max_cov_error, "passed": all(r["passed"] for r in rows), "checks": rows,
+              "linear_floor_share": prior.kept_share(K), "k99": prior.spectrum()["k99"]}  # fmt: skip
+    if out is not None:
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(out / "check_prior.json", result)
+        plot_spatial_check(out / "check_prior.png", panels, prior)
+    return result
+
+
+def format_spatial_check(result: dict) -> str:
+    name = result["condition_name"] or "-"
+    lines = [f"prior {result['prior']} on {result['locations']} locations, latent {result['latent']} "
+             f"(keeps {100 * result['linear_floor_share']:.0f}% of the variance linearly; {result['k99']} keep 99%): {result['draws']} draws",
+             f"{name:>11}  {'cov error':>9}  {'linear':>7}  {'floor':>6}  {'var ratio min/median':>20}  {'MMD p':>6}  ok"]  # fmt: skip
+    for r in result["checks"]:
+        value = "mixture" if r["value"] is None else f"{r['value']:.4g}"
+        lines.append(f"{value:>11}  {r['cov_error']:9.3f}  {r['cov_error_linear']:7.3f}  {r['cov_error_floor']:6.3f}  "
+                     f"{r['variance_ratio_min']:9.2f} / {r['variance_ratio_median']:.2f}  {r['mmd_p_value']:6.3f}  "
+                     f"{'yes' if r['passed'] else 'NO'}{'  (worse than the linear floor)' if r['worse_than_linear'] else ''}")  # fmt: skip
+    lines.append("cov error: ||Cov(decoded) - C||_F / ||C||_F; linear: the rank-K Karhunen-Loeve surrogate's; floor: exact draws' (sampling error)")
+    return "\n".join(lines)
+
+
+def plot_spatial_check(path: Path, panels, prior) -> None:
+    plt = pyplot()
+    fig, axes = plt.subplots(len(panels), 3, figsize=(11, 3.3 * len(panels)), squeeze=False)
+    for row, (v, C, dec) in zip(axes, panels):
+        vmax = np.abs(C).max()
+        row[0].imshow(C, vmin=-vmax, vmax=vmax, cmap="RdBu_r")
+        row[0].set_title(f"{prior.kind} covariance" + ("" if v is None else f", {prior.condition_name} {v:g}"))
+        row[1].imshow(dec.T @ dec / len(dec), vmin=-vmax, vmax=vmax, cmap="RdBu_r")
+        row[1].set_title("covariance of decoded draws")
+        row[2].scatter(np.diag(C), (dec**2).mean(0), s=8)
+        row[2].plot([0, np.diag(C).max()], [0, np.diag(C).max()], "k--", lw=1)
+        row[2].set_xlabel("prior variance")
+        row[2].set_ylabel("decoded variance")
+    fig.tight_layout()
+    save_figure(fig, path)
