@@ -44,7 +44,8 @@ def nc_table(work: Path):
         t[f"NWPROP{period}"] = t[f"NWBIR{period}"] / t[f"BIR{period}"]
     csv = work / "nc_sids.csv"
     t.to_csv(csv, index=False)
-    return shp, csv, "FIPS", {"counts": "SID74", "population": "BIR74", "covariates": ("NWPROP74",)}
+    # rook contiguity reproduces the map's own GAL file (Cressie's neighbours) pair for pair
+    return shp, csv, "FIPS", {"counts": "SID74", "population": "BIR74", "covariates": ("NWPROP74",)}, "rook"
 
 
 def sim_table(work: Path, seed: int = 11):
@@ -59,23 +60,24 @@ def sim_table(work: Path, seed: int = 11):
 
     csv = work / "voronoi80.csv"
     pd.DataFrame(table).to_csv(csv, index=False)
-    return path, csv, "id", {"counts": "cases", "exposure": "expected", "covariates": ("x",)}
+    return path, csv, "id", {"counts": "cases", "exposure": "expected", "covariates": ("x",)}, "queen"
 
 
-def train_surrogate(prior: str, map_path: Path, id_column: str, work: Path, domain_size: int, args) -> tuple[Path, dict]:
+def train_surrogate(prior: str, map_path: Path, id_column: str, contiguity: str, work: Path, args) -> tuple[Path, dict]:
     from surrogate.nn.config import TrainConfig
     from surrogate.nn.export import export_decoder
     from surrogate.nn.train import train
     from surrogate.tasks.gp_check import check_prior
 
     out = work / f"run-{prior}"
-    common = {"map": str(map_path), "id_column": id_column, "epochs": args.epochs, "epoch_size": args.epoch_size, "seed": 1, "hidden": tuple(args.hidden)}
+    common = {"map": str(map_path), "id_column": id_column, "contiguity": contiguity, "epochs": args.epochs, "epoch_size": args.epoch_size, "seed": 1, "hidden": tuple(args.hidden), "lr": args.lr}
     if prior == "bym2":
-        config = TrainConfig(prior="bym2", model="vae", latent=domain_size, **common)
+        config = TrainConfig(prior="bym2", model="vae", latent=1, **common)
     elif prior == "car":
-        config = TrainConfig(prior="car", model="cvae", alpha=(0.1, 0.99), latent=domain_size, **common)
+        config = TrainConfig(prior="car", model="cvae", alpha=(0.1, 0.99), latent=1, **common)
     else:  # lengthscale: the default range, 0.05-0.5 x the map's extent
-        config = TrainConfig(prior="gp", model="cvae", kernel="matern32", latent=args.gp_latent, **common)
+        config = TrainConfig(prior="gp", model="cvae", kernel="matern32", latent=1, **common)
+    config.latent = config.spatial_prior().auto_latent()  # --latent auto
     t0 = time.perf_counter()
     if not (out / "decoder.json").is_file() or args.retrain:
         train(config, out, force=True, log=lambda m: print(f"  [{prior}] {m}") if "WARNING" in m or "keeps" in m else None, progress=False)
@@ -113,8 +115,8 @@ def study(name: str, args, engine) -> dict:
 
     work = Path(args.work) / name
     work.mkdir(parents=True, exist_ok=True)
-    map_path, csv, id_column, columns = (nc_table if name == "nc" else sim_table)(work)
-    domain = read_map(map_path, id_column)
+    map_path, csv, id_column, columns, contiguity = (nc_table if name == "nc" else sim_table)(work)
+    domain = read_map(map_path, id_column, contiguity)
     data = read_area_data(csv, domain, id_column, **columns)
     print(f"{name}: {domain.describe()}; {data.n_obs} observed, covariates {data.covariates}")
     settings = SamplerSettings(chains=4, warmup=args.warmup, draws=args.draws, seed=1)
@@ -128,7 +130,7 @@ def study(name: str, args, engine) -> dict:
         print(f"  exact {model:5s} {fits[model].diagnostics['ess_per_s']:8.1f} ESS/s  wall {fits[model].diagnostics['wall_s']:6.1f} s  "
               f"R-hat {fits[model].diagnostics['max_rhat']:.3f}  div {fits[model].diagnostics['divergences']}")  # fmt: skip
     for prior in args.surrogates:
-        decoder, training = train_surrogate(prior, map_path, id_column, work, domain.size, args)
+        decoder, training = train_surrogate(prior, map_path, id_column, contiguity, work, args)
         result["training"][prior] = training
         key = f"surrogate-{prior}"
         fits[key] = fit_one("surrogate", data, settings, engine, work / f"fit-{key}", decoder)
@@ -186,10 +188,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--work", default=str(ROOT / "runs" / "bench-maps"), help="folder for runs and fits")
     p.add_argument("--out", default=str(ROOT / "docs" / "bench_maps.json"), help="results JSON ('' for none)")
     p.add_argument("--figures", default="", help="copy each fit's maps.png here (the case study's figures)")
-    p.add_argument("--epochs", type=int, default=100, help="training epochs per surrogate")
-    p.add_argument("--epoch-size", type=int, default=20_000, help="fresh prior draws per epoch")
+    p.add_argument("--epochs", type=int, default=30, help="training epochs per surrogate")
+    p.add_argument("--epoch-size", type=int, default=10_000, help="fresh prior draws per epoch")
     p.add_argument("--hidden", type=lambda s: [int(v) for v in s.split(",")], default=[256, 128], help="encoder widths")
-    p.add_argument("--gp-latent", type=int, default=40, help="latent size of the GP CVAE")
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
     p.add_argument("--max-cov-error", type=float, default=0.2, help="check-prior threshold")
     p.add_argument("--warmup", type=int, default=1000)
     p.add_argument("--draws", type=int, default=1000)

@@ -99,11 +99,16 @@ def check_prior(run_dir, draws: int = 2000, lengthscales: tuple[float, ...] | No
         panels.append((ell, kernel, dec, exact))
     result = {"run_dir": str(run_dir), "dataset": config.dataset, "kernel": prior.kernel, "grid": prior.n, "draws": draws,
               "max_cov_error": max_cov_error, "passed": all(r["passed"] for r in rows), "checks": rows}  # fmt: skip
+    return write_check(out, result, lambda path: plot_check(path, prior, panels))
+
+
+def write_check(out, result: dict, plot) -> dict:
+    """Write ``check_prior.json`` and (by ``plot(path)``) ``check_prior.png`` into ``out`` (None: nothing); return ``result``."""
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         write_json(out / "check_prior.json", result)
-        plot_check(out / "check_prior.png", prior, panels)
+        plot(out / "check_prior.png")
     return result
 
 

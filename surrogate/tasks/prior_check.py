@@ -24,8 +24,8 @@ import numpy as np
 import torch
 
 from surrogate.errors import SurrogateError, check_positive_int
-from surrogate.fileio import pyplot, save_figure, write_json
-from surrogate.tasks.gp_check import covariance_error, decoded_draws, mmd_test
+from surrogate.fileio import pyplot, save_figure
+from surrogate.tasks.gp_check import covariance_error, decoded_draws, mmd_test, write_check
 
 
 def linear_floor(C: np.ndarray, k: int) -> float:
@@ -66,12 +66,7 @@ def check_spatial(model, config, draws: int = 2000, values=None, max_cov_error: 
     result = {"run_dir": str(run_dir), "prior": prior.kind, "condition_name": prior.condition_name, "locations": prior.size, "latent": K,
               "draws": draws, "max_cov_error": max_cov_error, "passed": all(r["passed"] for r in rows), "checks": rows,
               "linear_floor_share": prior.kept_share(K), "k99": prior.spectrum()["k99"]}  # fmt: skip
-    if out is not None:
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        write_json(out / "check_prior.json", result)
-        plot_spatial_check(out / "check_prior.png", panels, prior)
-    return result
+    return write_check(out, result, lambda path: plot_spatial_check(path, panels, prior))
 
 
 def format_spatial_check(result: dict) -> str:

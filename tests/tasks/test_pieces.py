@@ -180,7 +180,7 @@ def test_class_model_inpainting_cli(small_cvae, mnist_dir, tmp_path, model):
 
 @pytest.mark.parametrize("model", ["partitioned", "per-class"])
 def test_class_model_checks_small(small_cvae, inpainted, model):
-    """Issue 6's checks on two test digits: chains agree, seeds agree, RMSE vs the softmax model's modes, calibration.
+    """Issue 6's checks on one test digit (the benchmark runs 21): chains agree, seeds agree, RMSE vs the softmax model's modes, calibration.
 
     partitioned samples the softmax model itself, so its imputations match the softmax model's main
     mode (its highest-likelihood chain); per-class decodes one-hot classes, a different model, and is
@@ -194,7 +194,7 @@ def test_class_model_checks_small(small_cvae, inpainted, model):
     decoder, _ = load_decoder(small_cvae / "decoder.json")
     classes = [str(c) for c in range(10)]
     first_seed, labels = [], []
-    for obs, softmax_fit, _ in inpainted[:2]:  # each digit: two seeds x 4 chains per fitted piece, about 60 s per run
+    for obs, softmax_fit, _ in inpainted[:1]:  # two seeds x 4 chains per fitted piece, about 60 s per run
         settings = [SamplerSettings(chains=4, warmup=300, draws=300, seed=s) for s in (1, 2)]
         runs = [run_per_class(decoder, obs, 0.1, st, ENGINE, model=model) for st in settings]
         posteriors = np.array([r.class_probs for r in runs])
@@ -216,5 +216,5 @@ def test_class_model_checks_small(small_cvae, inpainted, model):
         first_seed.append(posteriors[0])
         labels.append(obs.label)
     cal = reliability(first_seed, labels)
-    assert cal["n"] == 2 and sum(b["n"] for b in cal["bins"]) == 2
+    assert cal["n"] == 1 and sum(b["n"] for b in cal["bins"]) == 1
     assert cal["accuracy"] == 1.0, (cal, labels)
