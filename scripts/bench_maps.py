@@ -86,13 +86,23 @@ def train_surrogate(prior: str, map_path: Path, id_column: str, contiguity: str,
     else:
         check = json.loads((out / "check_prior.json").read_text())
     seconds = time.perf_counter() - t0
-    return out / "decoder.json", {"train_s": seconds, "latent": config.latent, "check_prior": {k: check[k] for k in ("passed", "linear_floor_share", "k99")} |
+    import csv as csv_module
+
+    with open(out / "metrics.csv") as fh:  # the training loop's own time, epoch by epoch (also when the run is reused)
+        epochs_s = sum(float(row["seconds"]) for row in csv_module.DictReader(fh))
+    return out / "decoder.json", {"train_s": epochs_s, "train_check_export_s": seconds, "latent": config.latent, "check_prior": {k: check[k] for k in ("passed", "linear_floor_share", "k99")} |
                                   {"checks": check["checks"]}}  # fmt: skip
 
 
-def fit_one(model: str, data, settings, engine, out: Path, decoder=None):
+def fit_one(model: str, data, settings, engine, out: Path, decoder=None, reuse: bool = False):
+    """Fit ``model`` into ``out``; with ``reuse``, read a finished fit folder instead of fitting again."""
+    from surrogate.inference.fitdir import FitResult
+    from surrogate.inference.idata import import_arviz
     from surrogate.tasks.areas_fit import fit_areas
 
+    if reuse and (out / "diagnostics.json").is_file() and (out / "posterior.nc").is_file():
+        diag = json.loads((out / "diagnostics.json").read_text())
+        return FitResult("areas", import_arviz().from_netcdf(out / "posterior.nc"), diag, (out / "summary.txt").read_text(), out)
     return fit_areas(model, data, settings, engine, out, decoder_json=decoder)
 
 
@@ -125,7 +135,7 @@ def study(name: str, args, engine) -> dict:
     fits = {}
     for model in ("bym2", "icar", "car", "gp"):
         t0 = time.perf_counter()
-        fits[model] = fit_one(model, data, gp_settings if model == "gp" else settings, engine, work / f"fit-{model}")
+        fits[model] = fit_one(model, data, gp_settings if model == "gp" else settings, engine, work / f"fit-{model}", reuse=args.reuse)
         result["fits"][model] = headline(fits[model]) | {"total_s": time.perf_counter() - t0}
         print(f"  exact {model:5s} {fits[model].diagnostics['ess_per_s']:8.1f} ESS/s  wall {fits[model].diagnostics['wall_s']:6.1f} s  "
               f"R-hat {fits[model].diagnostics['max_rhat']:.3f}  div {fits[model].diagnostics['divergences']}")  # fmt: skip
@@ -133,7 +143,7 @@ def study(name: str, args, engine) -> dict:
         decoder, training = train_surrogate(prior, map_path, id_column, contiguity, work, args)
         result["training"][prior] = training
         key = f"surrogate-{prior}"
-        fits[key] = fit_one("surrogate", data, settings, engine, work / f"fit-{key}", decoder)
+        fits[key] = fit_one("surrogate", data, settings, engine, work / f"fit-{key}", decoder, reuse=args.reuse)
         result["fits"][key] = headline(fits[key])
         result["agreement"][key] = agreement(fits[key].idata, fits[PAIRS[prior]].idata)
         a = result["agreement"][key]
@@ -141,7 +151,7 @@ def study(name: str, args, engine) -> dict:
               f"train {training['train_s']:.0f} s  |d eta| median {a['median_abs_diff_eta']:.3f} max {a['max_abs_diff_eta']:.3f}  "
               f"overlap>=0.8 {100 * a['share_overlap_ge_0.8']:.0f}%")  # fmt: skip
     if name == "nc":  # the next period: SID79 given BIR79, at the 1974-78 state-wide rate
-        t = read_table(csv).set_index("FIPS").loc[list(domain.ids)]
+        t = read_table(csv).astype({"FIPS": str}).set_index("FIPS").loc[list(domain.ids)]
         rate = data.counts.sum() / t["BIR74"].sum()
         e79 = t["BIR79"].to_numpy(float) * rate
         for key, r in fits.items():
@@ -197,6 +207,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--draws", type=int, default=1000)
     p.add_argument("--engine", default="auto")
     p.add_argument("--retrain", action="store_true", help="train again even where a decoder exists")
+    p.add_argument("--reuse", action="store_true", help="read finished fit folders in --work instead of fitting again")
     p.add_argument("--quick", action="store_true", help="a smoke run: 20 epochs of 5,000 draws, 300 + 300 iterations")
     return p
 
