@@ -20,6 +20,7 @@ data {
 }
 transformed data {
   check_observations(likelihood, counts, trials);
+  matrix[N_obs, P] X_obs = X[obs_idx]; // covariates at the observed areas
   int fixed = ell_lower == ell_upper; // 1: the lengthscale is not inferred
   real jitter = 1e-6 * square(sigma_f); // added to the kernel's diagonal
   matrix[fixed ? D : 0, fixed ? D : 0] L_fixed;
@@ -59,9 +60,9 @@ model {
   u_raw ~ std_normal();
   sigma_iid ~ normal(0, field_sd_prior_scale);
   sigma ~ normal(0, sigma_prior_scale);
-  target += observations_log_density(intercept + X[obs_idx] * beta
-                                     + f[obs_idx] + u[obs_idx] + log_offset,
-                                     likelihood, y, counts, trials, sigma);
+  target += observations_log_density(intercept + X_obs * beta + f[obs_idx]
+                                     + u[obs_idx] + log_offset, likelihood,
+                                     y, counts, trials, sigma);
 }
 generated quantities {
   // the linear predictor (without the offset) and its exponential

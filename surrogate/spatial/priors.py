@@ -35,7 +35,6 @@ PRIORS = ("gp", "icar", "bym2", "car", "agg-gp")
 ISLAND_RULES = ("refuse", "independent", "nearest")
 CONDITION = {"gp": "lengthscale", "agg-gp": "lengthscale", "car": "alpha", "bym2": "rho", "icar": None}
 DEFAULT_RANGE = {"car": (0.1, 0.99), "bym2": (0.0, 1.0)}
-SUM_TO_ZERO_SD = 0.001  # the soft sum-to-zero constraint's sd per area of a component (Morris et al. 2019)
 
 
 def check_unit_range(name: str, value, upper_open: bool = False) -> tuple[float, float]:
@@ -116,8 +115,9 @@ def icar_factor(domain: Domain, graph: Graph) -> np.ndarray:
     """``A`` with ``A @ eps`` (eps ~ N(0, I)) a draw of the scaled ICAR (cov ``A A^T``)."""
     n = domain.size
     A = np.zeros((n, n))
+    Q = icar_precision(n, graph.edges)
     for c in graph.components:
-        sub = icar_precision(n, graph.edges)[np.ix_(c, c)]
+        sub = Q[np.ix_(c, c)]
         lam, V = np.linalg.eigh(sub)
         keep = lam > 1e-9 * lam.max()
         A[np.ix_(c, c[: keep.sum()])] = V[:, keep] / np.sqrt(lam[keep]) / np.sqrt(graph.scale[c][0])
