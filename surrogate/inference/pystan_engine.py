@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import multiprocessing
 import re
 import time
 from pathlib import Path
@@ -84,9 +85,24 @@ class PyStanEngine:
         name, source = program_source(program)
         data = json.loads(self.stan.model.DataJSONEncoder().encode(data))
         model_name = self.httpstan.models.calculate_model_name(source)
-        if model_name not in self.httpstan.cache.list_model_names():
-            console.note(f"compiling {name}.stan (once per program text: about 45 s and 2 GB)")
+        with self.compiling(model_name):
+            if model_name not in self.httpstan.cache.list_model_names():
+                console.note(f"compiling {name}.stan (once per program text: about 45 s and 2 GB)")
+            return self._load(name, source, model_name, data, seed)
 
+    @contextlib.contextmanager
+    def compiling(self, model_name: str):
+        """An exclusive lock per program while it is looked up or compiled: processes that load the
+        same new program at once (a batch's workers) compile it once, the others wait and load it
+        (httpstan lists a model as soon as its extension file appears, before the link has finished)."""
+        path = self.httpstan.cache.cache_directory() / f"surrogate-compile-{model_name.replace('/', '-')}.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a") as lock:
+            if fcntl is not None:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+
+    def _load(self, name: str, source: str, model_name: str, data: dict, seed: int) -> tuple[object, str, str]:
         async def go():
             with self.client() as client:
                 async with client:
@@ -110,6 +126,11 @@ class PyStanEngine:
     # --- sample ---
     def run(self, program, data: dict, settings: SamplerSettings, fixed_param: bool = False) -> StanFit:
         settings.validate()
+        if multiprocessing.current_process().daemon:
+            raise SurrogateError("engine pystan runs each chain in a process of its own, and this process is a daemon, which may not "
+                                 "start any (a Dask worker started with the default settings?): start the workers with "
+                                 "DASK_DISTRIBUTED__WORKER__DAEMON=False (surrogate batch does so for its LocalCluster), "
+                                 "or use --engine cmdstan")  # fmt: skip
         if settings.dense_metric:
             raise SurrogateError("dense_metric is not available with engine pystan (httpstan runs only "
                                  "hmc_nuts_diag_e_adapt); use --engine cmdstan or the default diagonal metric")  # fmt: skip

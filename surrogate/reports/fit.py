@@ -28,8 +28,12 @@ OK = "No warnings: R-hat, ESS, divergences, tree depth and E-BFMI are all within
 
 
 def build_report(fit_dir: str | Path) -> tuple[Path, Path]:
-    """Write ``report.html`` and ``report.md`` into a fit folder or a training run directory; return their paths."""
+    """Write ``report.html`` and ``report.md`` into a fit folder, a training run or a batch folder; return their paths."""
     fit_dir = Path(fit_dir)
+    if (fit_dir / "batch.json").is_file():  # a batch folder (surrogate batch)
+        from surrogate.reports.batch import build_batch_report
+
+        return build_batch_report(fit_dir)
     if (fit_dir / "config.json").is_file() and not (fit_dir / "posterior.nc").is_file():  # a training run
         from surrogate.reports.run import build_run_report
 
