@@ -49,8 +49,8 @@ def surrogate_run(name: str, work: Path, epochs: int) -> tuple[Path, dict]:
         train_s = time.perf_counter() - t0
         export_decoder(run)
         check = check_prior(run, draws=1000, out=run)
-        write_json(info_path, {"train_s": train_s, "epochs": epochs, "cov_rel_error": [c["cov_rel_error"] for c in check["checks"]],
-                               "exact_cov_rel_error": [c["exact_cov_rel_error"] for c in check["checks"]],
+        write_json(info_path, {"train_s": train_s, "epochs": epochs, "cov_rel_error": [c["cov_error"] for c in check["checks"]],
+                               "exact_cov_rel_error": [c["cov_error_floor"] for c in check["checks"]],
                                "lengthscales": [c["lengthscale"] for c in check["checks"]]})  # fmt: skip
     return run, json.loads(info_path.read_text())
 

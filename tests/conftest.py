@@ -43,6 +43,23 @@ def small_cvae(tmp_path_factory, mnist_dir) -> Path:
     return out
 
 
+GP_GRID, GP_ELL = 50, 0.3
+
+
+@pytest.fixture(scope="session")
+def gp_vae(tmp_path_factory):
+    """A PriorVAE briefly trained on 1-D Matérn 5/2 draws at lengthscale 0.3 (about 40 s on 2 cores), exported."""
+    from surrogate.nn.export import export_decoder
+    from surrogate.nn.train import train
+
+    out = tmp_path_factory.mktemp("gp") / "vae"
+    config = TrainConfig(dataset="gp1d", grid=GP_GRID, model="vae", lengthscale=(GP_ELL,), hidden=(64, 64), latent=8, epochs=60,
+                         lr=3e-3, batch_size=64, epoch_size=5000, seed=1)  # fmt: skip
+    train(config, out, log=lambda _: None, progress=False)
+    export_decoder(out)
+    return out
+
+
 N_DIGITS = 6
 
 

@@ -66,7 +66,7 @@ def dask_client(scheduler: str | None = None, workers: int | None = None):
         raise SurrogateError(f"workers must be a positive integer, found {workers!r}")
     # Stan's engines start processes of their own (httpstan's chains, CmdStan): workers must not be daemons
     with dask.config.set({"distributed.worker.daemon": False}):
-        cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+        cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
                                            silence_logs=logging.ERROR)  # fmt: skip
         client = distributed.Client(cluster)
         try:
@@ -217,6 +217,10 @@ def run_batch(spec_path: str | Path, out: str | Path, scheduler: str | None = No
                     bar.update(sum(f.key in keys for f in pending), sum(r["status"] == "failed" for r in records.values()))
             except KeyboardInterrupt:
                 client.cancel(list(pending))
+                for task in futures.values():  # tasks that finished while their results were on the way are done
+                    done_record = finished(out, task.name) if records[task.name]["status"] == "pending" else None
+                    if done_record is not None:
+                        records[task.name] = {**done_record, "resumed": False}
                 save("interrupted")
                 raise
             finally:

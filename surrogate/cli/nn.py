@@ -128,7 +128,7 @@ def check_prior(run_dir, draws, lengthscales, max_cov_error, seed, out):
     click.echo(format_check(result))
     click.echo(f"wrote {(out or run_dir) / 'check_prior.json'} and check_prior.png")
     if not result["passed"]:
-        worst = max(r.get("cov_rel_error", r.get("cov_error")) for r in result["checks"])
+        worst = max(r["cov_error"] for r in result["checks"])
         raise click.ClickException(f"prior check failed: relative covariance error {worst:.3f} > --max-cov-error {max_cov_error}")
 
 

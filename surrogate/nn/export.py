@@ -142,7 +142,7 @@ def recorded_check(run_dir: Path, epoch: int) -> dict | None:
         return None  # none, or one of earlier weights
     result = json.loads(path.read_text())
     rows = result.get("checks", [])
-    worst = max((r.get("cov_error", r.get("cov_rel_error", float("nan"))) for r in rows), default=float("nan"))
+    worst = max((r.get("cov_error", r.get("cov_rel_error", float("nan"))) for r in rows), default=float("nan"))  # cov_rel_error: checks before 0.1
     return {"passed": bool(result.get("passed")), "worst_cov_error": worst, "max_cov_error": result.get("max_cov_error"),
             "cov_error_linear": max((r.get("cov_error_linear", float("nan")) for r in rows), default=None), "epoch": epoch}  # fmt: skip
 

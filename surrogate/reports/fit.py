@@ -69,6 +69,15 @@ def fit_sections(fit_dir: Path, idata, diag: dict) -> list[Section]:
         Section("What was run", tables=[(["setting", "value"], [list(r) for r in run_table(idata, diag)])]),
         Section("Sampler diagnostics per chain", tables=[(chain_header, [[r[h] for h in chain_header] for r in chains])]),
     ]
+    check = (diag.get("decoder") or {}).get("check_prior")
+    if check is not None:
+        from surrogate.tasks.gp_check import check_rows
+
+        sections.insert(2, Section("Prior check of the decoder", ["surrogate check-prior, recorded by export: decoded draws z ~ N(0, I) "
+                                                                  "against exact draws of the prior the decoder stands for."],
+                                   [(["", ""], check_rows(check))], warnings=[] if check["passed"] else
+                                   ["the decoder failed its prior check: its intervals may be too narrow; retrain (see the README's remedies)"],
+                                   ok="The decoder passed its prior check."))  # fmt: skip
     per_chain = diag.get("per_chain", [])
     if per_chain:
         has_class, has_rmse = "class" in per_chain[0], "rmse_missing" in per_chain[0]

@@ -28,6 +28,7 @@ from surrogate.inference.fitdir import FitResult, write_fit_dir
 from surrogate.spatial.data import AreaData
 from surrogate.spatial.domain import check_same_domain
 from surrogate.spatial.priors import CONDITION, SpatialPrior
+from surrogate.tasks.gp_check import check_warning
 
 MODELS = ("surrogate", "bym2", "icar", "car", "gp")
 PROGRAMS = {"surrogate": "areas_surrogate", "bym2": "areas_bym2", "icar": "areas_bym2", "car": "areas_car", "gp": "areas_gp"}
@@ -244,12 +245,9 @@ def format_fit(r: dict) -> str:
         lines.append(f"WARNING: {r['divergences']} divergent transitions: raise --adapt-delta")
     if r["chains"] > 1 and r["max_rhat"] > RHAT_LIMIT:
         lines.append(f"WARNING: max R-hat {r['max_rhat']:.3f} > {RHAT_LIMIT}: run more warmup and draws")
-    check = (r.get("decoder") or {}).get("check_prior")
-    if r["model"] == "surrogate" and check is None:
-        lines.append("note: the decoder records no prior check; run `surrogate check-prior RUN_DIR`, then export again")
-    elif check is not None and not check["passed"]:
-        lines.append(f"WARNING: THE DECODER FAILED ITS PRIOR CHECK (covariance error {check['worst_cov_error']:.3f} > {check['max_cov_error']}): "
-                     "this surrogate is not the prior it stands for; its intervals may be too narrow")  # fmt: skip
+    gate = check_warning((r.get("decoder") or {}).get("check_prior"), r["model"])
+    if gate:
+        lines.append(gate)
     if r["pareto_k_over_0.7"]:
         lines.append(f"note: {r['pareto_k_over_0.7']} area(s) with Pareto k > 0.7: elpd_loo is unreliable there")
     return "\n".join(lines)

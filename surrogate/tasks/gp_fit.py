@@ -27,6 +27,7 @@ from surrogate.fileio import pyplot, read_json_object, save_figure
 from surrogate.inference import SamplerSettings, get_engine, to_inference_data
 from surrogate.inference.diagnostics import RHAT_LIMIT, import_arviz
 from surrogate.inference.fitdir import FitResult, write_fit_dir
+from surrogate.tasks.gp_check import check_warning
 
 DATA_FORMAT = "surrogate-gp-data/1"
 MODELS = ("surrogate", "exact", "hsgp")
@@ -57,17 +58,20 @@ def simulate(dim: int = 1, grid: int = 100, kernel: str = "matern52", lengthscal
     obs_idx = np.sort(rng.choice(prior.size, n_obs, replace=False))
     eta = intercept + f
     data = {"format": DATA_FORMAT, "dim": dim, "grid": grid, "likelihood": likelihood, "obs_idx": (obs_idx + 1).tolist(),
-            "log_offset": [0.0] * n_obs}  # fmt: skip
-    if likelihood == "gaussian":
-        data["y"] = (eta[obs_idx] + noise_sd * rng.standard_normal(n_obs)).tolist()
-    elif likelihood == "poisson":
-        data["counts"] = rng.poisson(np.exp(eta[obs_idx])).tolist()
-    else:
-        data["trials"] = [trials] * n_obs
-        data["counts"] = rng.binomial(trials, 1 / (1 + np.exp(-eta[obs_idx]))).tolist()
+            "log_offset": [0.0] * n_obs, **simulate_observations(likelihood, eta[obs_idx], rng, noise_sd, trials)}  # fmt: skip
     data["truth"] = {"kernel": kernel, "lengthscale": lengthscale, "variance": variance, "intercept": intercept,
                      "noise_sd": noise_sd if likelihood == "gaussian" else None, "seed": seed, "f": f.tolist(), "eta": eta.tolist()}  # fmt: skip
     return data
+
+
+def simulate_observations(likelihood: str, eta: np.ndarray, rng: np.random.Generator, noise_sd: float, trials: int) -> dict:
+    """The observation keys of a data set (``y``, or ``counts`` and ``trials``) at linear predictor ``eta``."""
+    n = len(eta)
+    if likelihood == "gaussian":
+        return {"y": (eta + noise_sd * rng.standard_normal(n)).tolist()}
+    if likelihood == "poisson":
+        return {"counts": rng.poisson(np.exp(eta)).tolist()}
+    return {"trials": [trials] * n, "counts": rng.binomial(trials, 1 / (1 + np.exp(-eta))).tolist()}
 
 
 def validate_data(data: dict, source: str = "data") -> dict:
@@ -230,6 +234,9 @@ def fit_gp(model: str, data: dict, settings: SamplerSettings | None = None, engi
     idata = to_inference_data(fit, coords, {**dims, "y": ["obs"], "counts": ["obs"]}, observed, None,
                               {"program": f"gp_{model}.stan", "model": model, "likelihood": data["likelihood"]}, log_likelihood=["log_lik"])  # fmt: skip
     scores = score(idata, data, fit, prior, model)
+    if model == "surrogate":
+        _, meta = load_decoder(options["decoder_json"])
+        scores["decoder"] = {"path": str(options["decoder_json"]), "weights_sha256": meta.get("weights_sha256"), "check_prior": meta.get("check_prior")}
     result = FitResult("gp", idata, scores, format_fit(scores))
     if out is not None:
         write_fit_outputs(Path(out), result, data, fit.log)
@@ -279,6 +286,9 @@ def format_fit(result: dict) -> str:
         lines.append(f"WARNING: {result['divergences']} divergent transitions: raise --adapt-delta")
     if result["chains"] > 1 and result["max_rhat"] > RHAT_LIMIT:
         lines.append(f"WARNING: max R-hat {result['max_rhat']:.3f} > {RHAT_LIMIT}: run more warmup and draws")
+    gate = check_warning((result.get("decoder") or {}).get("check_prior"), result["model"])
+    if gate:
+        lines.append(gate)
     return "\n".join(lines)
 
 

@@ -25,13 +25,7 @@ import torch
 
 from surrogate.errors import SurrogateError, check_positive_int
 from surrogate.fileio import pyplot, save_figure
-from surrogate.tasks.gp_check import covariance_error, decoded_draws, mmd_test, write_check
-
-
-def linear_floor(C: np.ndarray, k: int) -> float:
-    """Relative Frobenius error of the best rank-``k`` approximation of ``C`` (Eckart-Young)."""
-    lam = np.sort(np.abs(np.linalg.eigvalsh(C)))[::-1]
-    return float(np.sqrt((lam[k:] ** 2).sum() / (lam**2).sum()))
+from surrogate.tasks.gp_check import covariance_error, decoded_draws, linear_floor, mmd_test, write_check
 
 
 def check_spatial(model, config, draws: int = 2000, values=None, max_cov_error: float = 0.2, seed: int = 0, out=None, run_dir=None) -> dict:

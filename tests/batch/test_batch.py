@@ -22,9 +22,9 @@ SETTINGS = {"model": "exact", "lengthscale-prior": "0.3", "chains": 2, "warmup":
 SEEDS = (1, 2, 3, 4)
 
 
-def write_spec(folder, tasks, options=SETTINGS, data="data.json"):
+def write_spec(folder, tasks, options=SETTINGS, data="data.json", name="spec.json"):
     spec = {"command": "gp-fit", "args": [data], "options": options, "tasks": tasks}
-    path = folder / "spec.json"
+    path = folder / name
     path.write_text(json.dumps(spec))
     return path
 
@@ -62,7 +62,7 @@ def cluster():
     import distributed
 
     with dask.config.set({"distributed.worker.daemon": False}):
-        with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=50) as lc:
+        with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs=50) as lc:
             yield lc
 
 
@@ -128,7 +128,7 @@ def test_a_killed_worker_loses_nothing(gp_batch, cluster):
 @pytest.mark.stan
 def test_a_failing_task_is_retried_once_then_recorded(gp_batch, cluster):
     folder, _, serial = gp_batch
-    spec = write_spec(folder, [{"name": "seed-1", "options": {"seed": 1}}, {"name": "broken", "args": ["missing.json"]}])
+    spec = write_spec(folder, [{"name": "seed-1", "options": {"seed": 1}}, {"name": "broken", "args": ["missing.json"]}], name="failing.json")
     out = folder / "failing"
     record = run_batch(spec, out, scheduler=cluster.scheduler_address, progress=False)
     tasks = {t["name"]: t for t in record["tasks"]}
@@ -195,3 +195,28 @@ def test_unreachable_scheduler_names_the_address(tmp_path, monkeypatch):
     assert result.exit_code == 1
     assert "cannot reach the Dask scheduler at 'tcp://127.0.0.1:9'" in result.output and "dask scheduler" in result.output
     assert not (tmp_path / "out" / "a").exists()
+
+
+@pytest.mark.stan
+def test_ctrl_c_keeps_finished_tasks_and_a_rerun_completes(gp_batch):
+    import subprocess
+    import sys
+
+    folder, spec, serial = gp_batch
+    out = folder / "interrupted"
+    exe = os.path.join(os.path.dirname(sys.executable), "surrogate")
+    proc = subprocess.Popen([exe, "batch", str(spec), "--out", str(out), "--workers", "1"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 180
+    while not list(out.glob("*/task.json")) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, output
+    assert "interrupted; completed work is saved" in output
+    record = json.loads((out / "batch.json").read_text())
+    assert record["counts"]["done"] >= 1 and record["counts"]["interrupted"] >= 1, record["counts"]
+    done = [t["name"] for t in record["tasks"] if t["status"] == "done"]
+    assert all((out / n / "task.json").is_file() for n in done)
+    again = run_batch(spec, out, workers=2, progress=False)
+    assert again["counts"]["done"] == 4 and again["counts"]["resumed"] == len(done)
+    assert_same_draws(out, serial)

@@ -10,7 +10,7 @@ from maps import write_squares
 from surrogate.cli import main
 from surrogate.spatial.domain import read_map
 from surrogate.spatial.priors import SpatialPrior
-from surrogate.tasks.prior_check import linear_floor
+from surrogate.tasks.gp_check import linear_floor
 
 
 def test_linear_floor_is_the_closed_form():

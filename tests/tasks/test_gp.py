@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from conftest import ENGINE
+from conftest import ENGINE, GP_ELL, GP_GRID
 
 from surrogate.cli import main
 from surrogate.data.gp import GPPrior, grid_points, kernel_matrix
@@ -104,21 +104,7 @@ def test_gp_training_resumes_exactly(tmp_path):
 # a trained surrogate and the Stan models
 
 
-GRID, ELL = 50, 0.3
-
-
-@pytest.fixture(scope="session")
-def gp_vae(tmp_path_factory):
-    """A PriorVAE briefly trained on 1-D Matérn 5/2 draws at lengthscale 0.3 (about 40 s on 2 cores), exported."""
-    from surrogate.nn.export import export_decoder
-    from surrogate.nn.train import train
-
-    out = tmp_path_factory.mktemp("gp") / "vae"
-    config = TrainConfig(dataset="gp1d", grid=GRID, model="vae", lengthscale=(ELL,), hidden=(64, 64), latent=8, epochs=60,
-                         lr=3e-3, batch_size=64, epoch_size=5000, seed=1)  # fmt: skip
-    train(config, out, log=lambda _: None, progress=False)
-    export_decoder(out)
-    return out
+GRID, ELL = GP_GRID, GP_ELL  # the gp_vae fixture's grid and lengthscale (conftest)
 
 
 def test_briefly_trained_surrogate_reproduces_the_kernel(gp_vae):
@@ -126,9 +112,17 @@ def test_briefly_trained_surrogate_reproduces_the_kernel(gp_vae):
     assert result.exit_code == 0, result.output
     check = json.loads((gp_vae / "check_prior.json").read_text())["checks"][0]
     # loose: a brief training underestimates the variance (a known VAE trait), but the shape is right
-    assert check["cov_rel_error"] < 0.4
-    assert 0.6 < check["marginal_variance"] < 1.2
-    assert check["exact_cov_rel_error"] < 0.1  # the sampling-error floor
+    assert check["cov_error"] < 0.4
+    assert 0.6 < check["marginal_variance"] < 1.2 and 0.4 < check["variance_ratio_min"] <= check["variance_ratio_median"] < 1.3
+    assert check["cov_error_floor"] < 0.1  # the sampling-error floor
+    # the linear floor: the rank-8 truncated Karhunen-Loeve expansion of the kernel, written out
+    K = GPPrior(1, GRID, "matern52", (ELL, ELL)).covariance(ELL, 1.0)
+    lam, V = np.linalg.eigh(K)
+    top = np.argsort(lam)[::-1][:8]
+    K8 = (V[:, top] * lam[top]) @ V[:, top].T
+    assert check["cov_error_linear"] == pytest.approx(np.linalg.norm(K - K8) / np.linalg.norm(K), rel=1e-9)
+    assert check["worse_than_linear"] == (check["cov_error"] > check["cov_error_linear"] + check["cov_error_floor"])
+    assert "linear" in result.output and "floor" in result.output
     assert (gp_vae / "check_prior.png").stat().st_size > 10_000
     strict = CliRunner().invoke(main, ["check-prior", str(gp_vae), "--draws", "200", "--max-cov-error", "0.01", "--out", str(gp_vae / "strict")])
     assert strict.exit_code == 1 and "prior check failed: relative covariance error" in strict.output
@@ -189,6 +183,9 @@ def test_gp_fit_outputs(gp_fits):
     assert "intercept" in summary and "f[49]" in summary
     diag = json.loads((out / "diagnostics.json").read_text())
     assert diag["model"] == "surrogate" and diag["lengthscale_prior"] == [ELL, ELL] and diag["kernel"] == "matern52"
+    # the gate: this decoder was exported before any check-prior, and the summary says so
+    assert diag["decoder"]["check_prior"] is None and "the decoder records no prior check" in r.text
+    assert "decoder" not in gp_fits["exact"].diagnostics and "prior check" not in gp_fits["exact"].text
     assert az.from_netcdf(out / "posterior.nc").posterior.sizes == idata.posterior.sizes
     assert (out / "field.png").stat().st_size > 10_000 and not (out / "lengthscale.png").exists()
     from surrogate.reports.fit import build_report
@@ -270,3 +267,12 @@ def test_bad_gp_data(gp_data, gp_vae, tmp_path):
     assert f"obs_idx must lie in 1..{GRID}" in fit(index, "--model", "exact").output
     bad_sim = runner.invoke(main, ["gp-simulate", "--observed", "1.5", "-o", str(tmp_path / "x.json")])
     assert "observed must be a share of cells in (0, 1], found 1.5" in bad_sim.output
+
+
+def test_prior_check_gate_words():
+    from surrogate.tasks.gp_check import check_rows, check_warning
+
+    failed = {"passed": False, "worst_cov_error": 0.52, "max_cov_error": 0.2, "cov_error_linear": 0.01, "epoch": 150}
+    assert check_warning(failed, "surrogate").startswith("WARNING: THE DECODER FAILED ITS PRIOR CHECK (covariance error 0.520 > 0.2)")
+    assert check_warning({**failed, "passed": True}, "surrogate") is None and check_warning(failed, "exact") is None
+    assert check_rows(failed)[0] == ["passed", "NO"] and check_rows(failed)[2] == ["linear floor (rank-K Karhunen-Loeve)", "0.010"]
