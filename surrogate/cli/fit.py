@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import click
@@ -91,6 +92,22 @@ def inpaint(decoder_json, mnist_index, split, dataset, image, missing, mask_seed
     click.echo(result.text)
     written = [n for n in ("posterior.nc", "summary.csv", "inpaint.png", "class_probs.png", "trace.png", "rank.png", "engine.log") if (out / n).exists()]
     click.echo(f"outputs in {out}: {', '.join(written)}; `surrogate report {out}` writes a shareable report")
+
+
+@main.command("compile", context_settings=CONTEXT)
+@click.argument("programs", nargs=-1)
+@click.option("--jobs", type=int, default=2, help="Programs compiled at once (each compile: one core, about 2 GB).")
+@click.option("--engine", default="auto", help="auto (CmdStan if installed, else PyStan), cmdstan or pystan.")
+@user_errors
+def compile_command(programs, jobs, engine):
+    """Compile the Stan programs (default: all of stan/) into the engine's cache, JOBS at a time."""
+    from surrogate.inference.compile import compile_programs
+
+    t0 = time.perf_counter()
+    for r in compile_programs(tuple(programs), jobs, engine):
+        state = "cached" if r["compiled_now"] is False else f"compiled in {r['seconds']:.0f} s"
+        click.echo(f"{r['program']}.stan: {state} ({r['engine']})")
+    click.echo(f"done in {time.perf_counter() - t0:.0f} s")
 
 
 @main.command(context_settings=CONTEXT)

@@ -102,17 +102,39 @@ class PyStanEngine:
                 fcntl.flock(lock, fcntl.LOCK_EX)
             yield
 
+    def compile(self, program) -> bool:
+        """Compile ``program`` into httpstan's cache unless it is there; True if it was compiled now."""
+        self.check_event_loop()
+        name, source = program_source(program)
+        model_name = self.httpstan.models.calculate_model_name(source)
+        with self.compiling(model_name):
+            if model_name in self.httpstan.cache.list_model_names():
+                return False
+
+            async def go():
+                with self.client() as client:
+                    async with client:
+                        await self.post_model(client, name, source)
+
+            asyncio.run(go())
+            return True
+
+    @staticmethod
+    async def post_model(client, name: str, source: str) -> str:
+        """Ask httpstan for the model (compiling it unless cached); stanc's warnings."""
+        resp = await client.post("/models", json={"program_code": source})
+        if resp.status != 201:
+            message = resp.json()["message"]
+            match = re.search(r"""ValueError\(['"](.*)['"]\)""", message, re.DOTALL)
+            body = match.group(1).encode().decode("unicode_escape") if match else message
+            raise SurrogateError(f"stanc rejected {name}.stan: {body.strip()[:1500]}")
+        return resp.json().get("stanc_warnings") or ""
+
     def _load(self, name: str, source: str, model_name: str, data: dict, seed: int) -> tuple[object, str, str]:
         async def go():
             with self.client() as client:
                 async with client:
-                    resp = await client.post("/models", json={"program_code": source})
-                    if resp.status != 201:
-                        message = resp.json()["message"]
-                        match = re.search(r"""ValueError\(['"](.*)['"]\)""", message, re.DOTALL)
-                        body = match.group(1).encode().decode("unicode_escape") if match else message
-                        raise SurrogateError(f"stanc rejected {name}.stan: {body.strip()[:1500]}")
-                    stanc = resp.json().get("stanc_warnings") or ""
+                    stanc = await self.post_model(client, name, source)
                     resp = await client.post(f"/{model_name}/params", json={"data": data})
                     if resp.status != 200:
                         raise SurrogateError(f"Stan rejected the data for {name}.stan: {first_line(resp.json()['message'])}")

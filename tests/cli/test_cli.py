@@ -3,6 +3,7 @@ import json
 import pytest
 import torch
 from click.testing import CliRunner
+from conftest import ENGINE
 
 from surrogate.cli import main
 
@@ -95,3 +96,17 @@ def test_export_rejects_a_non_decoder_checkpoint(tmp_path):
     assert "is not a surrogate checkpoint" in out
     (tmp_path / "run" / "checkpoint.pt").write_text("hello")
     assert "is not a readable PyTorch checkpoint" in run("export", tmp_path / "run", ok=False).output
+
+
+@pytest.mark.stan
+def test_compile_command_reports_cached_programs_and_refuses_unknown_names():
+    runner = CliRunner()
+    result = runner.invoke(main, ["compile", "gp_exact", "--jobs", "1", "--engine", ENGINE])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("gp_exact.stan: ") and "done in" in result.output
+    again = runner.invoke(main, ["compile", "gp_exact", "--jobs", "1", "--engine", ENGINE])
+    assert "gp_exact.stan: cached" in again.output or ENGINE == "cmdstan"
+    bad = runner.invoke(main, ["compile", "gp_exactt"])
+    assert bad.exit_code == 1 and "unknown Stan program 'gp_exactt'; valid names: " in bad.output and "inpaint_dominant" in bad.output
+    bad = runner.invoke(main, ["compile", "--jobs", "0"])
+    assert bad.exit_code == 1 and "jobs must be a positive integer, found 0" in bad.output
