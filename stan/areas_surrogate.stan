@@ -20,6 +20,8 @@ data {
   real cond_lower; // lower bound of the uniform prior on the condition
   real<lower=cond_lower> cond_upper; // upper bound
   #include decoder_data.stan
+  #include linear_path_data.stan
+  
   #include observations_data.stan
   
   #include areas_data.stan
@@ -33,10 +35,18 @@ transformed data {
            cond_lower, " and ", cond_upper);
   }
   check_widths(L, H);
+  if (G > 0 && C != 1) {
+    reject("a linear path (G > 0) needs a decoder conditioned on one value ",
+           "(C = 1); found C = ", C);
+  }
   check_observations(likelihood, counts, trials);
   // The likelihood needs the output layer at the observed areas only.
   matrix[N_obs, H[L]] W_obs = W_out[obs_idx];
   vector[N_obs] b_obs = b_out[obs_idx];
+  matrix[G > 0 ? N_obs : 0, G > 0 ? K : 0] B_obs;
+  if (G > 0) {
+    B_obs = lin_basis[obs_idx];
+  }
   matrix[N_obs, P] X_obs = X[obs_idx];
 }
 parameters {
@@ -51,10 +61,10 @@ parameters {
 }
 model {
   vector[N_obs] f_obs = sigma_field
-                        * decoder_mean(append_row(z, to_vector(cond)), L, W1,
-                                       b1, W2, b2, W3, b3, W4, b4, W_obs,
-                                       b_obs, hidden_activation,
-                                       output_activation);
+                        * decoded_field(z, cond, L, W1, b1, W2, b2, W3, b3,
+                                        W4, b4, W_obs, b_obs,
+                                        hidden_activation, output_activation,
+                                        lin_knots, lin_factor, B_obs);
   vector[D] u = iid_effect(u_raw, sigma_iid, D);
   z ~ std_normal();
   // cond: uniform on its bounds
@@ -71,9 +81,10 @@ model {
 generated quantities {
   // the field at every area
   vector[D] f = sigma_field
-                * decoder_mean(append_row(z, to_vector(cond)), L, W1, b1, W2,
-                               b2, W3, b3, W4, b4, W_out, b_out,
-                               hidden_activation, output_activation);
+                * decoded_field(z, cond, L, W1, b1, W2, b2, W3, b3, W4, b4,
+                                W_out, b_out, hidden_activation,
+                                output_activation, lin_knots, lin_factor,
+                                lin_basis);
   // the linear predictor (without the offset) and its exponential
   vector[D] eta = intercept + X * beta + f + iid_effect(u_raw, sigma_iid, D);
   vector[D] rr = exp(eta);

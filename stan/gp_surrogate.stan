@@ -4,7 +4,8 @@
 // PriorVAE), or f = decoder(z, ell) with ell ~ Uniform(ell_lower, ell_upper)
 // (a PriorCVAE, C = 1). eta = intercept + f + log_offset at the observed cells
 // enters a Gaussian, Poisson (log link) or binomial (logit link) likelihood.
-// The decoder weights come from `surrogate export` of a gp1d/gp2d run.
+// The decoder weights (and a CVAE's linear path B L(ell) z, added to the
+// decoder's output) come from `surrogate export` of a gp1d/gp2d run.
 // Compile with the include path stan/include.
 functions {
   #include decoder.stanfunctions
@@ -15,6 +16,8 @@ data {
   real<lower=0> ell_lower; // lower bound of the uniform lengthscale prior
   real<lower=ell_lower> ell_upper; // upper bound of the uniform lengthscale prior
   #include decoder_data.stan
+  #include linear_path_data.stan
+  
   #include observations_data.stan
 }
 transformed data {
@@ -27,10 +30,18 @@ transformed data {
            ell_lower, " and ", ell_upper);
   }
   check_widths(L, H);
+  if (G > 0 && C != 1) {
+    reject("a linear path (G > 0) needs a decoder conditioned on one value ",
+           "(C = 1); found C = ", C);
+  }
   check_observations(likelihood, counts, trials);
   // The likelihood needs the output layer at the observed cells only.
   matrix[N_obs, H[L]] W_obs = W_out[obs_idx];
   vector[N_obs] b_obs = b_out[obs_idx];
+  matrix[G > 0 ? N_obs : 0, G > 0 ? K : 0] B_obs;
+  if (G > 0) {
+    B_obs = lin_basis[obs_idx];
+  }
 }
 parameters {
   vector[K] z; // latent code
@@ -39,10 +50,10 @@ parameters {
   array[likelihood == 1 ? 1 : 0] real<lower=0> sigma; // gaussian noise sd
 }
 model {
-  vector[N_obs] f_obs = decoder_mean(append_row(z, to_vector(ell)), L, W1,
-                                     b1, W2, b2, W3, b3, W4, b4, W_obs,
-                                     b_obs, hidden_activation,
-                                     output_activation);
+  vector[N_obs] f_obs = decoded_field(z, ell, L, W1, b1, W2, b2, W3, b3, W4,
+                                      b4, W_obs, b_obs, hidden_activation,
+                                      output_activation, lin_knots,
+                                      lin_factor, B_obs);
   z ~ std_normal();
   // ell: uniform on its bounds
   intercept ~ normal(intercept_prior_mean, intercept_prior_sd);
@@ -52,9 +63,10 @@ model {
 }
 generated quantities {
   // the field at every cell
-  vector[D] f = decoder_mean(append_row(z, to_vector(ell)), L, W1, b1, W2,
-                             b2, W3, b3, W4, b4, W_out, b_out,
-                             hidden_activation, output_activation);
+  vector[D] f = decoded_field(z, ell, L, W1, b1, W2, b2, W3, b3, W4, b4,
+                              W_out, b_out, hidden_activation,
+                              output_activation, lin_knots, lin_factor,
+                              lin_basis);
   // pointwise log-likelihood of the observations
   vector[N_obs] log_lik = observations_log_lik(intercept + f[obs_idx]
                                                + log_offset, likelihood, y,

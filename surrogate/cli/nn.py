@@ -35,7 +35,7 @@ from surrogate.cli.common import CONTEXT, float_list, int_list, main, user_error
 @click.option("--agg-grid", type=int, default=30, help="agg-gp: points per axis of the fine grid over the map.")
 @click.option("--model", default="cvae", help="ae, vae or cvae (conditioned on the one-hot label; on the lengthscale for GP data).")
 @click.option("--hidden", default="400,200,100", callback=int_list, help="Encoder widths (1-4 layers); the decoder mirrors them.")
-@click.option("--latent", default="15", help="Latent size K, or auto (spatial priors: from the prior's spectrum).")
+@click.option("--latent", default="15", help="Latent size K, or auto (GP and spatial priors: the K whose Karhunen-Loeve basis keeps 99% of the variance over the prior's range).")
 @click.option("--linear-path/--no-linear-path", default=None,
               help="Decoder A z + MLP with A from the prior's Karhunen-Loeve basis  [default: on for spatial priors]")
 @click.option("--activation", default="elu", help="Hidden activation: elu, tanh, relu or softplus.")
@@ -70,11 +70,15 @@ def train(ctx, out, data_dir, resume, force, map_, **options):
     if options["prior"] and ctx.get_parameter_source("dataset") == click.core.ParameterSource.DEFAULT:
         options["dataset"] = "spatial"
     if options["latent"] == "auto":
-        if not options["prior"]:
-            raise SurrogateError("--latent auto needs a spatial --prior (its eigenvalue spectrum sets K)")
+        from surrogate.nn.linear_path import auto_latent
+
         probe = TrainConfig(**{**options, "latent": 1, "model": "vae"})
-        options["latent"] = probe.spatial_prior().auto_latent()
-        click.echo(f"latent auto: {options['latent']} dimensions keep 99% of the prior's variance and 95% at every location")
+        if not probe.is_simulated:
+            raise SurrogateError(f"--latent auto needs a simulated prior (a GP dataset or --prior), whose eigenvalue spectrum sets K; found dataset {options['dataset']}")
+        spec = auto_latent(*probe.prior_covariance())
+        options["latent"] = spec["latent"]
+        click.echo(f"latent auto: {spec['latent']} dimensions keep {100 * spec['kept_share_min']:.1f}% of the prior's variance "
+                   f"(at least 99%) and {100 * spec['kept_local_min']:.1f}% at every location (at least 95%), over its whole range")  # fmt: skip
     else:
         try:
             options["latent"] = int(options["latent"])

@@ -4,7 +4,9 @@ The data block of the decoder programs (``stan/include/decoder_data.stan``) read
 (latent), ``C`` (condition: classes, 0 for an unconditional decoder), ``D`` (outputs), ``L``
 (hidden layers, 1-4) and ``H`` (hidden widths, padded with 0 to 4); ``W1..W4``/``b1..b4`` (hidden
 layers in PyTorch's ``[out, in]`` orientation, empty beyond ``L``), ``W_out``/``b_out``, and the
-activation codes (see :mod:`surrogate.decoder.schema`).
+activation codes (see :mod:`surrogate.decoder.schema`). A CVAE's conditioned linear path adds
+``G`` knots ``lin_knots``, the factors ``lin_factor`` [G, K, K] and the basis ``lin_basis`` [D, K]
+(``stan/include/linear_path_data.stan``); files without them read as ``G = 0``.
 """
 
 from __future__ import annotations
@@ -75,6 +77,12 @@ def validate_decoder_data(raw: dict, source: str) -> dict:
     expected = {f"W{i}": (H[i - 1], widths[i - 1]) for i in range(1, MAX_HIDDEN + 1)}
     expected |= {f"b{i}": (H[i - 1],) for i in range(1, MAX_HIDDEN + 1)}
     expected |= {"W_out": (D, H[L - 1]), "b_out": (D,)}
+    G = integer("G", 0) if "G" in raw else 0
+    if G and C != 1:
+        raise SurrogateError(f"{source}: a linear path (G = {G} knots) needs a decoder conditioned on one value (C = 1), found C = {C}")
+    out["G"] = G
+    expected |= {"lin_knots": (G,), "lin_factor": (G, K, K) if G else (0,), "lin_basis": (D, K) if G else (0, 0)}
+    raw = raw if "G" in raw else raw | {"lin_knots": [], "lin_factor": [], "lin_basis": []}
     for key, shape in expected.items():
         try:
             value = np.asarray(raw[key], dtype=np.float64)
@@ -89,4 +97,6 @@ def validate_decoder_data(raw: dict, source: str) -> dict:
             first = tuple(int(i) for i in np.argwhere(bad)[0])
             raise SurrogateError(f"{source}: {key} has {int(bad.sum())} non-finite values (first at {list(first)}: {value[first]})")
         out[key] = value
+    if G > 1 and not (np.diff(out["lin_knots"]) > 0).all():
+        raise SurrogateError(f"{source}: lin_knots must increase, found {out['lin_knots'].tolist()}")
     return out

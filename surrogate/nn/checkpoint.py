@@ -57,7 +57,7 @@ def load_model(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple
     state = load_checkpoint(Path(run_dir) / "checkpoint.pt", map_location=device)
     config = state["config"]
     info = config.data_info
-    model = build_model(config, info.dim, info.n_classes, config.resolved_output_activation)
+    model = build_model(config, info.dim, info.n_classes, config.resolved_output_activation, saved=state["model"])
     model.load_state_dict(state["model"])
     return model.to(device).eval(), config, state
 

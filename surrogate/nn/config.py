@@ -53,7 +53,7 @@ class TrainConfig:
     denoise: float = 0.0  # sd of Gaussian noise added to the encoder input (denoising AE)
     sparsity: float = 0.0  # weight of the L1 penalty on the code (sparse AE)
     dropout: float = 0.0  # dropout probability after each hidden layer of the encoder (dropout autoencoder)
-    linear_path: bool | None = None  # decoder = A z + MLP, A from the prior's Karhunen-Loeve basis (None: on for spatial priors)
+    linear_path: bool | None = None  # decoder = linear Karhunen-Loeve path + MLP (B L(c) z for a CVAE, A z else; None: on for GP and spatial priors)
     # optimisation
     epochs: int = 30  # total epochs (a resumed run continues up to this)
     batch_size: int = 128
@@ -117,6 +117,16 @@ class TrainConfig:
         """What draws the training data of a simulated data set (``.sample(count, generator, device=)``)."""
         return self.spatial_prior() if self.is_spatial else self.gp_prior()
 
+    def prior_covariance(self):
+        """``(covariance(value), lo, hi)``: the simulated prior's covariance at a value of its
+        hyperparameter, and the hyperparameter's range (a fixed one: lo = hi)."""
+        prior = self.simulator()
+        if self.is_spatial:
+            lo, hi = prior.condition if prior.condition is not None else (0.0, 0.0)
+            return (lambda v: prior.covariance(None if prior.condition is None else v)), lo, hi
+        mean_variance = 0.5 * sum(prior.variance)  # a random variance: the linear path matches its mean
+        return (lambda v: prior.covariance(v, mean_variance)), *prior.lengthscale
+
     @property
     def resolved_output_activation(self) -> str:
         if self.output_activation:
@@ -137,7 +147,7 @@ class TrainConfig:
 
     @property
     def resolved_linear_path(self) -> bool:
-        return self.is_spatial if self.linear_path is None else bool(self.linear_path)
+        return self.is_simulated if self.linear_path is None else bool(self.linear_path)
 
     @property
     def resolved_loss(self) -> str:

@@ -82,6 +82,14 @@ def decoder_stan_data(model: MLPAutoencoder, activation: str, output_activation:
     assert data["W_out"].shape == (data["D"], widths[-1]), f"W_out has shape {data['W_out'].shape}"
     data["hidden_activation"] = HIDDEN_CODES[activation]
     data["output_activation"] = OUTPUT_CODES[output_activation]
+    path = model.cond_linear
+    data["G"] = 0 if path is None else len(path.knots)
+    if path is None:
+        data |= {"lin_knots": np.zeros(0), "lin_factor": np.zeros(0), "lin_basis": np.zeros((0, 0))}
+    else:
+        data |= {"lin_knots": as_float64(path.knots), "lin_factor": as_float64(path.factor), "lin_basis": as_float64(path.basis)}
+        assert data["lin_factor"].shape == (data["G"], K, K), f"lin_factor has shape {data['lin_factor'].shape}, expected {(data['G'], K, K)}"
+        assert data["lin_basis"].shape == (data["D"], K), f"lin_basis has shape {data['lin_basis'].shape}, expected {(data['D'], K)}"
     return validate_decoder_data(data, "exported decoder")
 
 
@@ -152,17 +160,37 @@ def spatial_meta(config) -> dict:
     return config.spatial_prior().to_dict()
 
 
-def torch_decoder(data: dict) -> nn.Sequential:
-    """A float64 PyTorch decoder rebuilt from Stan data (input: z, then class weights)."""
-    act = name_of(HIDDEN_CODES, "hidden_activation", data["hidden_activation"])
-    out_act = name_of(OUTPUT_CODES, "output_activation", data["output_activation"])
-    layers: list[nn.Module] = []
-    pairs = [(data[f"W{i}"], data[f"b{i}"]) for i in range(1, data["L"] + 1)] + [(data["W_out"], data["b_out"])]
-    for i, (W, b) in enumerate(pairs):
-        linear = nn.Linear(W.shape[1], W.shape[0]).double()
-        with torch.no_grad():
-            linear.weight.copy_(torch.from_numpy(W))
-            linear.bias.copy_(torch.from_numpy(b))
-        layers.append(linear)
-        layers.append(HIDDEN_ACTIVATIONS[act]() if i < len(pairs) - 1 else OUTPUT_ACTIVATIONS[out_act]())
-    return nn.Sequential(*layers).eval()
+class StanDecoder(nn.Module):
+    """A float64 PyTorch decoder rebuilt from Stan data: the dense layers, plus the conditioned
+    linear path ``B L(c) z`` when the data has one (input: z, then the condition or class weights)."""
+
+    def __init__(self, data: dict):
+        super().__init__()
+        act = name_of(HIDDEN_CODES, "hidden_activation", data["hidden_activation"])
+        out_act = name_of(OUTPUT_CODES, "output_activation", data["output_activation"])
+        layers: list[nn.Module] = []
+        pairs = [(data[f"W{i}"], data[f"b{i}"]) for i in range(1, data["L"] + 1)] + [(data["W_out"], data["b_out"])]
+        for i, (W, b) in enumerate(pairs):
+            linear = nn.Linear(W.shape[1], W.shape[0]).double()
+            with torch.no_grad():
+                linear.weight.copy_(torch.from_numpy(W))
+                linear.bias.copy_(torch.from_numpy(b))
+            layers.append(linear)
+            layers.append(HIDDEN_ACTIVATIONS[act]() if i < len(pairs) - 1 else OUTPUT_ACTIVATIONS[out_act]())
+        self.net = nn.Sequential(*layers)
+        self.K = data["K"]
+        self.path = None
+        if data.get("G", 0):
+            from surrogate.nn.linear_path import ConditionedLinearPath
+
+            self.path = ConditionedLinearPath(data["D"], data["K"], data["G"])
+            self.path.set_path({"knots": data["lin_knots"], "factor": data["lin_factor"], "basis": data["lin_basis"]})
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.net(x)
+        return out if self.path is None else out + self.path(x[:, : self.K], x[:, self.K :])
+
+
+def torch_decoder(data: dict) -> nn.Module:
+    """The decoder of Stan data as a float64 PyTorch module, in eval mode."""
+    return StanDecoder(data).double().eval()

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from surrogate.errors import SurrogateError, check_choice, check_positive_int
+from surrogate.nn.linear_path import ConditionedLinearPath
 
 #: Hidden activations (their Stan codes: surrogate.decoder.schema.HIDDEN_CODES).
 HIDDEN_ACTIVATIONS = {"elu": nn.ELU, "tanh": nn.Tanh, "relu": nn.ReLU, "softplus": nn.Softplus}
@@ -66,6 +67,9 @@ class MLPAutoencoder(nn.Module):
             A z + MLP(z, c)`` (initialised by :func:`init_linear_path` to the prior's
             Karhunen-Loeve basis, so training starts at the linear floor). Export folds it
             into the dense layers (see ``surrogate.nn.export``); ELU or ReLU only.
+        conditioned_path: for a CVAE on one hyperparameter, a linear path that follows it,
+            ``decode(z, c) = B L(c) z + MLP(z, c)`` (:mod:`surrogate.nn.linear_path`; fixed
+            buffers set by ``set_path``, exported as the ``lin_*`` Stan data).
     """
 
     def __init__(
@@ -79,6 +83,7 @@ class MLPAutoencoder(nn.Module):
         output_activation: str = "sigmoid",
         dropout: float = 0.0,
         linear_path: bool = False,
+        conditioned_path: bool = False,
     ):
         super().__init__()
         check_choice("model", kind, MODEL_KINDS)
@@ -111,6 +116,12 @@ class MLPAutoencoder(nn.Module):
             if activation not in ("elu", "relu") or output_activation != "identity":
                 raise SurrogateError(f"a linear path needs activation elu or relu and an identity output, found {activation} and {output_activation}")
             self.linear = nn.Linear(latent_dim, input_dim, bias=False)
+        self.cond_linear = None
+        if conditioned_path:
+            if kind != "cvae" or cond_dim != 1 or output_activation != "identity" or linear_path:
+                raise SurrogateError(f"a conditioned linear path needs a cvae on one hyperparameter with an identity output and no plain linear path, "
+                                     f"found {kind} with cond_dim {cond_dim}, output {output_activation}")  # fmt: skip
+            self.cond_linear = ConditionedLinearPath(input_dim, latent_dim)
 
     @property
     def variational(self) -> bool:
@@ -122,6 +133,8 @@ class MLPAutoencoder(nn.Module):
 
     def decode(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         out = self.decoder(z if c is None else torch.cat([z, c], dim=1))
+        if self.cond_linear is not None:
+            out = out + self.cond_linear(z, c)
         return out if self.linear is None else out + self.linear(z)
 
     def forward(
@@ -135,8 +148,19 @@ class MLPAutoencoder(nn.Module):
         return Output(self.decode(z, c), z, mu, logvar)
 
 
-def build_model(config, input_dim: int, n_classes: int, output_activation: str) -> MLPAutoencoder:
-    """The model described by a :class:`~surrogate.nn.config.TrainConfig`."""
+def build_model(config, input_dim: int, n_classes: int, output_activation: str, saved: dict | None = None) -> MLPAutoencoder:
+    """The model described by a :class:`~surrogate.nn.config.TrainConfig`.
+
+    With the linear path on, a CVAE of a simulated prior gets the conditioned path, other models
+    the folded ``A z``. ``saved`` (a checkpoint's state dict) rebuilds what it holds instead, so
+    runs saved before a default changed still load.
+    """
+    if saved is not None:
+        linear, conditioned = "linear.weight" in saved, "cond_linear.factor" in saved
+    else:
+        on = getattr(config, "resolved_linear_path", False)
+        conditioned = on and config.model == "cvae" and getattr(config, "is_simulated", False)
+        linear = on and not conditioned
     return MLPAutoencoder(
         kind=config.model,
         input_dim=input_dim,
@@ -146,7 +170,8 @@ def build_model(config, input_dim: int, n_classes: int, output_activation: str) 
         activation=config.activation,
         output_activation=output_activation,
         dropout=config.dropout,
-        linear_path=getattr(config, "resolved_linear_path", False),
+        linear_path=linear,
+        conditioned_path=conditioned,
     )
 
 
@@ -160,6 +185,12 @@ def init_linear_path(model: MLPAutoencoder, covariance) -> None:
     A = np.zeros((model.linear.out_features, model.latent_dim))
     A[:, : len(top)] = V[:, top] * np.sqrt(np.clip(lam[top], 0, None))
     model.linear.weight.copy_(torch.from_numpy(A))
+    zero_output_layer(model)
+
+
+@torch.no_grad()
+def zero_output_layer(model: MLPAutoencoder) -> None:
+    """The MLP's output layer at zero: the decoder starts as its linear path."""
     last = [m for m in model.decoder if isinstance(m, nn.Linear)][-1]
     last.weight.zero_()
     last.bias.zero_()

@@ -136,6 +136,24 @@ def evaluate(model, config: TrainConfig, x, c, device, batch_size: int = 2000) -
     return {k: v / len(x) for k, v in total.items()}
 
 
+def start_conditioned_path(model: MLPAutoencoder, config: TrainConfig, log: Callable[[str], None]) -> dict:
+    """Set a CVAE's conditioned linear path from its prior (the MLP's output at zero); says what latent K keeps."""
+    from surrogate.nn.linear_path import conditioned_path
+    from surrogate.nn.models import zero_output_layer
+
+    covariance, lo, hi = config.prior_covariance()
+    path = conditioned_path(covariance, lo, hi, config.latent)
+    model.cond_linear.set_path(path)
+    zero_output_layer(model)
+    share = path["kept_share_min"]
+    log(f"linear path: latent {config.latent} keeps at least {100 * share:.1f}% of the prior's variance over its range [{lo:g}, {hi:g}] "
+        f"(the decoder starts at this projection)")  # fmt: skip
+    if share < 0.95:
+        log(f"WARNING: latent {config.latent} cannot represent this prior at every value of its range (decoded draws will be "
+            f"under-dispersed there); use --latent auto")  # fmt: skip
+    return path
+
+
 @dataclass
 class TrainResult:
     out: Path
@@ -177,7 +195,7 @@ def train(
 
     # --- model and optimiser, fresh or from the checkpoint ---
     torch.manual_seed(config.seed)
-    model = build_model(config, info.dim, info.n_classes, config.resolved_output_activation).to(device)
+    model = build_model(config, info.dim, info.n_classes, config.resolved_output_activation, saved=state and state["model"]).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     start, metrics = 0, []
     if state is None and model.linear is not None:  # start at the linear floor (the prior's Karhunen-Loeve basis)
@@ -187,6 +205,9 @@ def train(
             raise SurrogateError("linear-path needs a prior with a known covariance (a GP or spatial prior)")
         cov = prior.mean_covariance() if config.is_spatial else prior.covariance(float(sum(prior.lengthscale)) / 2)
         init_linear_path(model, cov)
+        model.to(device)
+    if state is None and model.cond_linear is not None:  # start at the prior's projection on one Karhunen-Loeve basis
+        start_conditioned_path(model, config, log)
         model.to(device)
     if state is not None:
         model.load_state_dict(state["model"])
@@ -209,6 +230,9 @@ def train(
                 f"use --latent {prior.auto_latent()} (or --latent auto)")  # fmt: skip
     if start >= config.epochs:
         log(f"{out} already has {start} epochs (--epochs {config.epochs}): nothing to train")
+    if state is None and config.epochs == 0:  # --epochs 0: the decoder as initialised (e.g. its linear path alone)
+        save_checkpoint(out / "checkpoint.pt", model, optimizer, config, 0, metrics)
+        log(f"{out}: saved the untrained decoder (epochs 0)")
 
     n, bs = (config.epoch_size if config.is_simulated else len(xt)), config.batch_size
     steps = (n + bs - 1) // bs

@@ -238,16 +238,9 @@ class SpatialPrior:
         ``kept`` maps K to the share of the total variance its top-K eigenvectors hold: the
         linear floor of a decoder with latent size K.
         """
-        C = self.mean_covariance()
-        lam, V = np.linalg.eigh(C)
-        order = np.argsort(lam)[::-1]
-        lam, V = np.clip(lam[order], 0, None), V[:, order]
-        share = np.cumsum(lam) / lam.sum()
-        local = np.cumsum(V**2 * lam, axis=1) / np.diag(C)[:, None]  # [location, K]: its variance kept by the top K
-        k_local = int(np.argmax(local.min(0) >= 0.95) + 1)  # every location keeps 95% of its variance
-        return {"k90": int(np.searchsorted(share, 0.90) + 1), "k95": int(np.searchsorted(share, 0.95) + 1),
-                "k99": int(np.searchsorted(share, 0.99) + 1), "k_local95": k_local, "share": share,
-                "local_min": local.min(0)}  # fmt: skip
+        from surrogate.nn.linear_path import spectrum
+
+        return spectrum(self.mean_covariance())
 
     def kept_share(self, k: int) -> float:
         share = self.spectrum()["share"]

@@ -1,0 +1,136 @@
+"""The linear Karhunen-Loeve path of a PriorCVAE decoder, following its condition.
+
+A prior whose covariance ``Sigma(c)`` depends on a hyperparameter ``c`` (a GP's lengthscale, a
+CAR's alpha, a BYM2's rho) has, at each ``c``, a best rank-K linear surrogate: its truncated
+Karhunen-Loeve expansion. One basis serves the whole range: ``B``, the top-K eigenvectors of the
+covariance averaged over the range, spans every member well (stationary kernels on a grid share
+their leading modes). Projected on it, the prior at ``c`` is ``N(0, B S(c) B')`` with
+``S(c) = B' Sigma(c) B``, so ``f = B L(c) z`` with ``L(c) = chol(S(c))`` and ``z ~ N(0, I)``
+reproduces that projection exactly. ``L`` is tabulated at :data:`KNOTS` points of the range and
+interpolated linearly between them (held constant beyond), in PyTorch and in Stan alike
+(``conditioned_linear_path`` in ``stan/include/decoder.stanfunctions``).
+
+The decoder of a CVAE is then ``B L(c) z + MLP(z, c)``: training starts at the projection (the
+MLP's output layer at zero) and the MLP learns what is left. Measured in docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from surrogate.errors import SurrogateError
+
+KNOTS = 32  # points of the condition's range at which L(c) is tabulated
+JITTER = 1e-9  # relative to the largest eigenvalue, added before factorising S(c)
+
+
+def knots(lo: float, hi: float, count: int = KNOTS) -> np.ndarray:
+    """``count`` evenly spaced knots over [lo, hi]."""
+    return np.linspace(lo, hi, count)
+
+
+def spectrum(C: np.ndarray) -> dict:
+    """How many Karhunen-Loeve dimensions a covariance needs: ``k90``/``k95``/``k99`` (share of the
+    total variance), ``k_local95`` (95% at every location); ``share`` and ``local_min`` per K."""
+    lam, V = np.linalg.eigh(C)
+    order = np.argsort(lam)[::-1]
+    lam, V = np.clip(lam[order], 0, None), V[:, order]
+    share = np.cumsum(lam) / lam.sum()
+    local = np.cumsum(V**2 * lam, axis=1) / np.diag(C)[:, None]  # [location, K]: its variance kept by the top K
+    k_local = int(np.argmax(local.min(0) >= 0.95) + 1)  # every location keeps 95% of its variance
+    return {"k90": int(np.searchsorted(share, 0.90) + 1), "k95": int(np.searchsorted(share, 0.95) + 1),
+            "k99": int(np.searchsorted(share, 0.99) + 1), "k_local95": k_local, "share": share, "local_min": local.min(0)}  # fmt: skip
+
+
+def shared_basis(covariance: Callable[[float], np.ndarray], lo: float, hi: float, count: int = KNOTS) -> tuple[np.ndarray, np.ndarray, list]:
+    """(eigenvalues, eigenvectors of the range's mean covariance, sorted descending; the knots' covariances)."""
+    covs = [np.asarray(covariance(float(v)), dtype=np.float64) for v in np.unique(knots(lo, hi, count))]
+    lam, V = np.linalg.eigh(np.mean(covs, axis=0))
+    order = np.argsort(lam)[::-1]
+    return lam[order], V[:, order], covs
+
+
+def kept_by_basis(V: np.ndarray, covs: list) -> tuple[np.ndarray, np.ndarray]:
+    """Per K: the smallest share of total variance, and of any one location's variance, that
+    projecting on the top-K columns of ``V`` keeps, over the knots' covariances."""
+    share = np.full(V.shape[1], np.inf)
+    local = np.full(V.shape[1], np.inf)
+    for C in covs:
+        CV = C @ V
+        diag = np.einsum("ij,ij->j", V, CV)  # v_k' C v_k
+        share = np.minimum(share, np.cumsum(diag) / np.trace(C))
+        # location i's variance under the projection P C P, for each K: sum_{k,l<=K} V_ik S_kl V_il with
+        # S = V' C V, accumulated over K (T[:, k] = sum_{l<k} V_il S_lk)
+        S = V.T @ CV
+        T = V @ np.triu(S, 1)
+        within = np.cumsum(V * (2 * T + V * diag), axis=1).T
+        local = np.minimum(local, (within / np.diag(C)[None, :]).min(1))
+    return share, local
+
+
+def auto_latent(covariance: Callable[[float], np.ndarray], lo: float, hi: float) -> dict:
+    """The latent size of a conditioned linear path that keeps 99% of the variance at every knot
+    of [lo, hi] and 95% at every location (``latent``), with the figures it rests on."""
+    _, V, covs = shared_basis(covariance, lo, hi)
+    top = V[:, : min(V.shape[1], 400)]
+    share, local = kept_by_basis(top, covs)
+    k99 = int(np.argmax(share >= 0.99) + 1) if (share >= 0.99).any() else top.shape[1]
+    k_local = int(np.argmax(local >= 0.95) + 1) if (local >= 0.95).any() else top.shape[1]
+    latent = max(k99, k_local)
+    return {"latent": latent, "k99": k99, "k_local95": k_local, "kept_share_min": float(share[latent - 1]), "kept_local_min": float(local[latent - 1])}
+
+
+def conditioned_path(covariance: Callable[[float], np.ndarray], lo: float, hi: float, latent: int, count: int = KNOTS) -> dict:
+    """``knots`` [G], ``factor`` [G, K, K] (``L(c_g) = chol(B' Sigma(c_g) B)``), ``basis`` [D, K] (B), and
+    ``kept_share_min``: the least share of the variance the projection keeps over the knots."""
+    if not lo < hi:
+        raise SurrogateError(f"a conditioned linear path needs a range of the hyperparameter, found [{lo}, {hi}]")
+    lam, V, covs = shared_basis(covariance, lo, hi, count)
+    B = V[:, :latent]
+    factors = []
+    for C in covs:
+        S = B.T @ C @ B
+        S = 0.5 * (S + S.T) + JITTER * max(lam[0], 1e-12) * np.eye(latent)
+        factors.append(np.linalg.cholesky(S))
+    share = min(float(np.trace(B.T @ C @ B) / np.trace(C)) for C in covs)
+    return {"knots": knots(lo, hi, count), "factor": np.stack(factors), "basis": B, "kept_share_min": share}
+
+
+def interpolation(knot_values: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(index g of the left knot, weight w of the right one) for each condition value: linear between knots, constant beyond."""
+    G = len(knot_values)
+    if G == 1:
+        return torch.zeros_like(c, dtype=torch.long), torch.zeros_like(c)
+    t = torch.minimum(torch.maximum(c, knot_values[0]), knot_values[-1])
+    g = (torch.searchsorted(knot_values, t.contiguous(), right=True) - 1).clamp(0, G - 2)
+    w = (t - knot_values[g]) / (knot_values[g + 1] - knot_values[g])
+    return g, w
+
+
+class ConditionedLinearPath(nn.Module):
+    """``B L(c) z``: fixed buffers (not trained), filled by :meth:`set_path` from :func:`conditioned_path`."""
+
+    def __init__(self, output_dim: int, latent_dim: int, count: int = KNOTS):
+        super().__init__()
+        self.register_buffer("knots", torch.linspace(0, 1, count, dtype=torch.float64))
+        self.register_buffer("factor", torch.zeros(count, latent_dim, latent_dim, dtype=torch.float64))
+        self.register_buffer("basis", torch.zeros(output_dim, latent_dim, dtype=torch.float64))
+
+    @torch.no_grad()
+    def set_path(self, path: dict) -> None:
+        for name in ("knots", "factor", "basis"):
+            value = torch.as_tensor(np.asarray(path[name]), dtype=torch.float64)
+            buffer = getattr(self, name)
+            assert value.shape == buffer.shape, f"{name} has shape {tuple(value.shape)}, expected {tuple(buffer.shape)}"
+            buffer.copy_(value)
+
+    def forward(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        g, w = interpolation(self.knots.to(c.dtype), c[:, 0])
+        factor = self.factor.to(z.dtype)
+        left = torch.einsum("nij,nj->ni", factor[g], z)
+        right = torch.einsum("nij,nj->ni", factor[(g + 1).clamp(max=len(self.knots) - 1)], z)
+        return ((1 - w)[:, None] * left + w[:, None] * right) @ self.basis.to(z.dtype).T

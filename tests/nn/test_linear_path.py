@@ -1,0 +1,118 @@
+"""The conditioned linear path B L(c) z of a PriorCVAE: its closed form, its export, and the Stan
+program's decoder against PyTorch's."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import ENGINE
+
+from surrogate.data.gp import GPPrior
+from surrogate.decoder.io import validate_decoder_data
+from surrogate.errors import SurrogateError
+from surrogate.nn.config import TrainConfig
+from surrogate.nn.export import decoder_stan_data, torch_decoder
+from surrogate.nn.linear_path import KNOTS, auto_latent, conditioned_path
+from surrogate.nn.models import MLPAutoencoder, build_model
+
+PRIOR = GPPrior(1, 40, "matern52", (0.2, 0.6))
+
+
+def path_model(latent=6, seed=0) -> MLPAutoencoder:
+    """A small 1-D PriorCVAE with its conditioned path set and a non-zero MLP residual."""
+    torch.manual_seed(seed)
+    model = MLPAutoencoder("cvae", PRIOR.size, (16, 8), latent, 1, "elu", "identity", conditioned_path=True)
+    model.cond_linear.set_path(conditioned_path(PRIOR.covariance, *PRIOR.lengthscale, latent))
+    return model.double().eval()
+
+
+def test_path_reproduces_the_projected_covariance():
+    latent = 8
+    path = conditioned_path(PRIOR.covariance, *PRIOR.lengthscale, latent)
+    B, knots = path["basis"], path["knots"]
+    assert B.shape == (40, latent) and path["factor"].shape == (KNOTS, latent, latent) and knots[0] == 0.2 and knots[-1] == 0.6
+    np.testing.assert_allclose(B.T @ B, np.eye(latent), atol=1e-10)  # orthonormal
+    model = path_model(latent)
+    with torch.no_grad():
+        model.decoder[-1].weight.zero_()
+        model.decoder[-1].bias.zero_()
+        for ell in (knots[3], 0.2 + 0.5 * (knots[1] - knots[0]), 0.41, 0.6):
+            K = PRIOR.covariance(ell)
+            # the decoder is linear in z: its covariance is J J' with J its Jacobian
+            J = torch.autograd.functional.jacobian(lambda z: model.decode(z, torch.full((1, 1), ell, dtype=torch.float64))[0],
+                                                   torch.zeros(1, latent, dtype=torch.float64))[:, 0, :].numpy()  # fmt: skip
+            error = np.linalg.norm(J @ J.T - K) / np.linalg.norm(K)
+            projected = np.linalg.norm(B @ B.T @ K @ B @ B.T - K) / np.linalg.norm(K)
+            assert error < projected + 2e-3, (ell, error, projected)  # the projection, up to interpolating between knots
+            assert error < 0.01
+    assert path["kept_share_min"] > 0.99  # K = 8 keeps 99% over the whole range (auto_latent's choice below)
+    assert auto_latent(PRIOR.covariance, *PRIOR.lengthscale)["latent"] == 8
+
+
+def test_interpolation_is_linear_between_knots_and_flat_beyond():
+    model = path_model()
+    z = torch.randn(1, 6, dtype=torch.float64)
+    knots = model.cond_linear.knots
+
+    def lin(c):
+        return model.cond_linear(z, torch.tensor([[c]], dtype=torch.float64))
+
+    a, b = float(knots[4]), float(knots[5])
+    torch.testing.assert_close(lin(0.25 * a + 0.75 * b), 0.25 * lin(a) + 0.75 * lin(b))
+    torch.testing.assert_close(lin(0.1), lin(0.2))
+    torch.testing.assert_close(lin(0.9), lin(0.6))
+
+
+def test_export_and_rebuilt_decoder():
+    model = path_model()
+    data = decoder_stan_data(model, "elu", "identity")
+    assert data["G"] == KNOTS and data["lin_factor"].shape == (KNOTS, 6, 6) and data["lin_basis"].shape == (40, 6)
+    z, c = torch.randn(7, 6, dtype=torch.float64), 0.2 + 0.4 * torch.rand(7, 1, dtype=torch.float64)
+    with torch.no_grad():
+        torch.testing.assert_close(torch_decoder(data)(torch.cat([z, c], 1)), model.decode(z, c))
+    plain = validate_decoder_data({k: v for k, v in data.items() if k not in ("G", "lin_knots", "lin_factor", "lin_basis")}, "old.json")
+    assert plain["G"] == 0 and plain["lin_basis"].shape == (0, 0)  # files from before the path read as none
+    with pytest.raises(SurrogateError, match=r"old.json: a linear path \(G = 32 knots\) needs a decoder conditioned on one value \(C = 1\), found C = 2"):
+        validate_decoder_data(data | {"C": 2, "W1": np.zeros((data["H"][0], 8))}, "old.json")
+    with pytest.raises(SurrogateError, match="lin_knots must increase"):
+        validate_decoder_data(data | {"lin_knots": data["lin_knots"][::-1].copy()}, "d.json")
+    with pytest.raises(SurrogateError, match=r"lin_basis has shape \(40, 5\), expected \(40, 6\)"):
+        validate_decoder_data(data | {"lin_basis": data["lin_basis"][:, :5]}, "d.json")
+
+
+def test_runs_saved_before_the_path_still_load():
+    config = TrainConfig(dataset="gp1d", grid=40, model="cvae", lengthscale=(0.2, 0.6), hidden=(16, 8), latent=6)
+    assert build_model(config, 40, 1, "identity").cond_linear is not None  # the default now
+    old = MLPAutoencoder("cvae", 40, (16, 8), 6, 1, "elu", "identity")  # a PriorCVAE without a linear path
+    rebuilt = build_model(config, 40, 1, "identity", saved=old.state_dict())
+    assert rebuilt.cond_linear is None and rebuilt.linear is None
+    rebuilt.load_state_dict(old.state_dict())
+
+
+def test_latent_auto_needs_a_simulated_prior():
+    from click.testing import CliRunner
+
+    from surrogate.cli import main
+
+    result = CliRunner().invoke(main, ["train", "--dataset", "mnist", "--latent", "auto", "--out", "unused"])
+    assert result.exit_code != 0 and "--latent auto needs a simulated prior (a GP dataset or --prior)" in result.output and "found dataset mnist" in result.output
+
+
+@pytest.mark.stan
+def test_stan_decoder_with_the_path_matches_pytorch():
+    """gp_surrogate.stan's field at given (z, ell) equals the PyTorch decoder's, linear path included."""
+    from surrogate.inference import SamplerSettings, get_engine
+    from surrogate.tasks.gp_fit import observation_data, simulate, validate_data
+
+    model = path_model()
+    decoder = decoder_stan_data(model, "elu", "identity")
+    data = validate_data(simulate(dim=1, grid=40, lengthscale=0.3, observed=0.3, likelihood="poisson", seed=2))
+    sdata = {**decoder, "ell_lower": 0.2, "ell_upper": 0.6, **observation_data(data)}
+    rng = np.random.default_rng(1)
+    z, ell = rng.standard_normal((3, 6)), np.array([0.21, 0.37, 0.59])
+    inits = [{"z": z[i].tolist(), "ell": [float(ell[i])], "intercept": 0.0} for i in range(3)]
+    fit = get_engine(ENGINE).run("gp_surrogate", sdata, SamplerSettings(chains=3, warmup=0, draws=1, init=inits), fixed_param=True)
+    with torch.no_grad():
+        expected = model.decode(torch.from_numpy(z), torch.from_numpy(ell[:, None])).numpy()
+    np.testing.assert_allclose(fit.draws["f"][:, 0], expected, atol=1e-8)
