@@ -84,11 +84,11 @@ def summarise(name: str, rows: list[dict], training: dict) -> dict:
 
     s = {"train_s": training["train_s"], "latent": training["latent"], "cov_rel_error": training["cov_rel_error"],
          "replicates": len(by["surrogate"])}  # fmt: skip
-    for m in by:
-        if by[m]:
+    for m, fits in by.items():
+        if fits:
             s[f"coverage90_{m}"] = mean(m, "coverage90")
             s[f"rmse_{m}"] = mean(m, "rmse")
-            s[f"ess_per_s_{m}"] = float(np.median([r["ess_per_s"] for r in by[m]]))
+            s[f"ess_per_s_{m}"] = float(np.median([r["ess_per_s"] for r in fits]))
     if by["exact"]:
         seeds = {r.get("seed", 1) for r in by["exact"]}
         s["surrogate_vs_exact_ess_per_s"] = s["ess_per_s_surrogate"] / s["ess_per_s_exact"]

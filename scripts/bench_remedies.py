@@ -9,8 +9,9 @@ lengthscales 0.24, 0.40, 0.56 (2,000 decoded draws against 2,000 exact ones). Va
   baseline      no linear path, bench_gp's old latent size (16 in 1-D, 20 in 2-D), 150 epochs
   auto-latent   no linear path, the latent size from the spectrum (--latent auto), 150 epochs
   long          no linear path, auto latent, 600 epochs (longer training, fresh draws every epoch)
-  path-0        the conditioned linear path B L(ell) z alone (auto latent, 0 epochs)
-  path-noise1   the path + the MLP residual trained 150 epochs, Gaussian loss sd 1.0 (the old GP default)
+  path-0        the conditioned linear path B L(ell) z alone (auto latent, 0 epochs): the default decoder
+                (`train` then trains the encoder only, --no-residual being the default here)
+  path-noise1   the path + the MLP residual trained 150 epochs (--residual), Gaussian loss sd 1.0 (the GP default)
   path-noise0.1 the same with loss sd 0.1
 
 Recorded per variant: training seconds, and per lengthscale the covariance error, the rank-K linear
@@ -47,7 +48,8 @@ def run_variant(name: str, variant: str, work: Path) -> dict:
     if info.is_file():
         return json.loads(info.read_text())
     config = TrainConfig(dataset=f"gp{dim}d", grid=n, model="cvae", kernel="matern52", lengthscale=PRIOR, hidden=hidden, latent=1,
-                         epochs=epochs, lr=1e-3, batch_size=64, epoch_size=5000, seed=1, linear_path=path, noise_scale=noise)  # fmt: skip
+                         epochs=epochs, lr=1e-3, batch_size=64, epoch_size=5000, seed=1, linear_path=path, noise_scale=noise,
+                         residual=path or None)  # fmt: skip
     spec = auto_latent(*config.prior_covariance())
     config.latent = spec["latent"] if latent == "auto" else old_latent
     t0 = time.perf_counter()
@@ -73,7 +75,10 @@ def main(args):
             floor = "  ".join(f"{c['cov_error_floor']:.3f}" for c in r["checks"])
             print(f"{name:9s} {variant:14s} K={r['latent']:3d} {r['train_s']:6.0f} s  cov error {errors}  (sampling floor {floor})  "
                   f"var ratio min/median {ratio}", flush=True)  # fmt: skip
-    if args.json:
+    if args.json:  # merged with the file's earlier results (other settings or variants)
+        previous = json.loads(Path(args.json).read_text())["results"] if Path(args.json).is_file() else []
+        keep = {(r["setting"], r["variant"]) for r in results}
+        results = [r for r in previous if (r["setting"], r["variant"]) not in keep] + results
         write_json(args.json, {"prior": PRIOR, "lengthscales": [0.24, 0.40, 0.56], "variants": {k: dict(zip(("linear_path", "latent", "epochs", "noise_scale"), v))
                                                                                                   for k, v in VARIANTS.items()}, "results": results})  # fmt: skip
 

@@ -1,10 +1,12 @@
 """Issue 17, measured: simulation-based calibration of a 1-D PriorCVAE, as a batch on Dask.
 
-    python scripts/bench_sbc.py [--replicates 200] [--linear-path] [--json docs/bench_sbc.json]
+    python scripts/bench_sbc.py [--replicates 200] [--decoder path|path+residual|mlp] [--json docs/bench_sbc.json]
 
-The surrogate: scripts/bench_gp.py's 1d-100 PriorCVAE (Matérn 5/2 on 100 points of [0, 1],
-lengthscale ~ Uniform(0.2, 0.6), hidden 256,128, latent 16, 150 epochs of 5,000 fresh draws),
-trained into --work (reused when there), checked (check-prior) and exported. `surrogate sbc` then
+The surrogate: a 1d-100 PriorCVAE (Matérn 5/2 on 100 points of [0, 1], lengthscale ~ Uniform(0.2, 0.6),
+hidden 256,128, latent 16, 150 epochs of 5,000 fresh draws), trained into --work (reused when there),
+checked (check-prior) and exported. --decoder: `path` (the default decoder: the conditioned linear path
+B L(ell) z, the MLP residual untrained), `path+residual` (the path and the MLP trained on the VAE loss,
+--residual), `mlp` (no linear path: bench_gp's decoder before issue 17). `surrogate sbc` then
 draws --replicates truths from the exact prior (lengthscale, field, intercept, noise sd), simulates
 Gaussian data at 30% of the points and fits the surrogate model to each (2 chains, 500 + 500) on a
 LocalCluster of --workers. Recorded: the rank-uniformity p-value, 90% coverage and whether each
@@ -27,23 +29,28 @@ from surrogate.tasks.gp_check import check_prior
 from surrogate.tasks.sbc import format_sbc, run_sbc
 
 
-def trained_cvae(run: Path, epochs: int, linear_path: bool) -> tuple[Path, dict]:
+#: --decoder -> (work folder name, linear path, residual)
+DECODERS = {"path": ("cvae-path", True, None), "path+residual": ("cvae-linear", True, True), "mlp": ("cvae", False, None)}
+
+
+def trained_cvae(run: Path, epochs: int, linear_path: bool, residual: bool | None) -> tuple[Path, dict]:
     info = run / "bench_sbc_train.json"
     if not info.is_file():
         config = TrainConfig(dataset="gp1d", grid=100, model="cvae", kernel="matern52", lengthscale=(0.2, 0.6), hidden=(256, 128), latent=16,
-                             epochs=epochs, lr=1e-3, batch_size=64, epoch_size=5000, seed=1, linear_path=linear_path)  # fmt: skip
+                             epochs=epochs, lr=1e-3, batch_size=64, epoch_size=5000, seed=1, linear_path=linear_path, residual=residual)  # fmt: skip
         t0 = time.perf_counter()
         train(config, run, force=True, log=print, progress=False)
         seconds = time.perf_counter() - t0
         check = check_prior(run, draws=2000, out=run)
         export_decoder(run)
-        write_json(info, {"train_s": seconds, "epochs": epochs, "linear_path": linear_path, "check_prior": check["checks"], "passed": check["passed"]})
+        write_json(info, {"train_s": seconds, "epochs": epochs, "linear_path": linear_path, "residual": config.resolved_residual,
+                          "check_prior": check["checks"], "passed": check["passed"]})  # fmt: skip
     return run, json.loads(info.read_text())
 
 
 def main(args):
-    name = "cvae-linear" if args.linear_path else "cvae"
-    run, training = trained_cvae(Path(args.work) / name, args.epochs, args.linear_path)
+    name, linear_path, residual = DECODERS[args.decoder]
+    run, training = trained_cvae(Path(args.work) / name, args.epochs, linear_path, residual)
     t0 = time.perf_counter()
     result = run_sbc(run, args.replicates, Path(args.work) / f"sbc-{name}", chains=2, warmup=500, draws=500, seed=args.seed, workers=args.workers)
     wall = time.perf_counter() - t0
@@ -62,7 +69,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--replicates", type=int, default=200)
     parser.add_argument("--epochs", type=int, default=150)
-    parser.add_argument("--linear-path", action="store_true", help="train the decoder with the linear Karhunen-Loeve path")
+    parser.add_argument("--decoder", choices=list(DECODERS), default="path", help="which decoder (see above)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--work", default="runs/bench/sbc", help="the trained surrogate and the SBC folders (both resume)")

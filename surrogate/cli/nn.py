@@ -37,7 +37,9 @@ from surrogate.cli.common import CONTEXT, float_list, int_list, main, user_error
 @click.option("--hidden", default="400,200,100", callback=int_list, help="Encoder widths (1-4 layers); the decoder mirrors them.")
 @click.option("--latent", default="15", help="Latent size K, or auto (GP and spatial priors: the K whose Karhunen-Loeve basis keeps 99% of the variance over the prior's range).")
 @click.option("--linear-path/--no-linear-path", default=None,
-              help="Decoder A z + MLP with A from the prior's Karhunen-Loeve basis  [default: on for spatial priors]")
+              help="Decoder = the prior's linear Karhunen-Loeve path (B L(c) z for a CVAE, A z else) + MLP  [default: on for GP and spatial priors]")
+@click.option("--residual/--no-residual", default=None,
+              help="Train the decoder MLP beside a CVAE's conditioned linear path  [default: off when the prior is Gaussian at each c (the path alone is its best decoder), else on]")
 @click.option("--activation", default="elu", help="Hidden activation: elu, tanh, relu or softplus.")
 @click.option("--output-activation", help="sigmoid or identity  [default: sigmoid for images]")
 @click.option("--loss", help="Reconstruction loss: bce or gaussian  [default: bce for images]")

@@ -97,6 +97,7 @@ def validate_decoder_data(raw: dict, source: str) -> dict:
             first = tuple(int(i) for i in np.argwhere(bad)[0])
             raise SurrogateError(f"{source}: {key} has {int(bad.sum())} non-finite values (first at {list(first)}: {value[first]})")
         out[key] = value
-    if G > 1 and not (np.diff(out["lin_knots"]) > 0).all():
-        raise SurrogateError(f"{source}: lin_knots must increase, found {out['lin_knots'].tolist()}")
+    steps = np.diff(out["lin_knots"])
+    if G > 1 and not ((steps > 0).all() and np.allclose(steps, steps[0], rtol=1e-6)):
+        raise SurrogateError(f"{source}: lin_knots must increase in even steps, found {out['lin_knots'].tolist()}")
     return out

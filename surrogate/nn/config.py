@@ -54,6 +54,7 @@ class TrainConfig:
     sparsity: float = 0.0  # weight of the L1 penalty on the code (sparse AE)
     dropout: float = 0.0  # dropout probability after each hidden layer of the encoder (dropout autoencoder)
     linear_path: bool | None = None  # decoder = linear Karhunen-Loeve path + MLP (B L(c) z for a CVAE, A z else; None: on for GP and spatial priors)
+    residual: bool | None = None  # train the MLP beside a CVAE's conditioned path (None: off where the prior is Gaussian at each c; measured)
     # optimisation
     epochs: int = 30  # total epochs (a resumed run continues up to this)
     batch_size: int = 128
@@ -148,6 +149,24 @@ class TrainConfig:
     @property
     def resolved_linear_path(self) -> bool:
         return self.is_simulated if self.linear_path is None else bool(self.linear_path)
+
+    @property
+    def conditioned_path(self) -> bool:
+        """A CVAE of a simulated prior with the linear path on: its path follows the condition (B L(c) z)."""
+        return self.resolved_linear_path and self.model == "cvae" and self.is_simulated
+
+    @property
+    def resolved_residual(self) -> bool:
+        """Whether the decoder MLP is trained. Beside a conditioned path it is not by default when the prior is
+        Gaussian at each value of its condition (GP with a fixed variance; ICAR, BYM2, CAR, agg-GP): the path
+        is then the best rank-K decoder, and training the MLP on the VAE loss moved decoded draws away from
+        the prior (docs/benchmarks.md, bench_remedies)."""
+        if self.residual is not None:
+            return bool(self.residual)
+        if not self.conditioned_path:
+            return True
+        gaussian_at_each_c = self.is_spatial or len(set(self.variance)) == 1  # a random GP variance makes a scale mixture
+        return not gaussian_at_each_c
 
     @property
     def resolved_loss(self) -> str:
@@ -259,7 +278,7 @@ class TrainConfig:
         with an explicit value resumes under the default that resolves to it, and back.
         """
         mine, theirs = self.to_dict(), other.to_dict()
-        for name in ("output_activation", "noise_scale", "loss", "linear_path"):
+        for name in ("output_activation", "noise_scale", "loss", "linear_path", "residual"):
             mine[name], theirs[name] = getattr(self, f"resolved_{name}"), getattr(other, f"resolved_{name}")
         return [
             f"{k.replace('_', '-')}: saved {mine[k]!r}, given {theirs[k]!r}"

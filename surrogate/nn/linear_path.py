@@ -6,8 +6,9 @@ Karhunen-Loeve expansion. One basis serves the whole range: ``B``, the top-K eig
 covariance averaged over the range, spans every member well (stationary kernels on a grid share
 their leading modes). Projected on it, the prior at ``c`` is ``N(0, B S(c) B')`` with
 ``S(c) = B' Sigma(c) B``, so ``f = B L(c) z`` with ``L(c) = chol(S(c))`` and ``z ~ N(0, I)``
-reproduces that projection exactly. ``L`` is tabulated at :data:`KNOTS` points of the range and
-interpolated linearly between them (held constant beyond), in PyTorch and in Stan alike
+reproduces that projection exactly. ``L`` is tabulated at :data:`KNOTS` evenly spaced points of the
+range and interpolated between them by Catmull-Rom cubics (continuous first derivatives, so NUTS
+sees a smooth decoder; held constant beyond the range), in PyTorch and in Stan alike
 (``conditioned_linear_path`` in ``stan/include/decoder.stanfunctions``).
 
 The decoder of a CVAE is then ``B L(c) z + MLP(z, c)``: training starts at the projection (the
@@ -16,7 +17,7 @@ MLP's output layer at zero) and the MLP learns what is left. Measured in docs/be
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -25,6 +26,7 @@ from torch import nn
 from surrogate.errors import SurrogateError
 
 KNOTS = 32  # points of the condition's range at which L(c) is tabulated
+MAX_AUTO_LATENT = 1000  # the largest K --latent auto considers
 JITTER = 1e-9  # relative to the largest eigenvalue, added before factorising S(c)
 
 
@@ -76,7 +78,7 @@ def auto_latent(covariance: Callable[[float], np.ndarray], lo: float, hi: float)
     """The latent size of a conditioned linear path that keeps 99% of the variance at every knot
     of [lo, hi] and 95% at every location (``latent``), with the figures it rests on."""
     _, V, covs = shared_basis(covariance, lo, hi)
-    top = V[:, : min(V.shape[1], 400)]
+    top = V[:, : min(V.shape[1], MAX_AUTO_LATENT)]  # beyond it: the cap, its shares below the targets
     share, local = kept_by_basis(top, covs)
     k99 = int(np.argmax(share >= 0.99) + 1) if (share >= 0.99).any() else top.shape[1]
     k_local = int(np.argmax(local >= 0.95) + 1) if (local >= 0.95).any() else top.shape[1]
@@ -100,15 +102,24 @@ def conditioned_path(covariance: Callable[[float], np.ndarray], lo: float, hi: f
     return {"knots": knots(lo, hi, count), "factor": np.stack(factors), "basis": B, "kept_share_min": share}
 
 
+def catmull_rom(t: torch.Tensor) -> torch.Tensor:
+    """Weights [..., 4] of the knots g-1, g, g+1, g+2 at the fraction ``t`` of the way from knot g to g+1:
+    the Catmull-Rom cubic, which passes through the knots with continuous first derivatives (so
+    the sampler sees a smooth decoder in c)."""
+    t2, t3 = t * t, t * t * t
+    return torch.stack([(-t3 + 2 * t2 - t) / 2, (3 * t3 - 5 * t2 + 2) / 2, (-3 * t3 + 4 * t2 + t) / 2, (t3 - t2) / 2], -1)
+
+
 def interpolation(knot_values: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(index g of the left knot, weight w of the right one) for each condition value: linear between knots, constant beyond."""
+    """(indices [N, 4] of the knots g-1..g+2, clamped to the table, and their Catmull-Rom weights [N, 4])
+    for each condition value; evenly spaced knots, the value held at the ends beyond them."""
     G = len(knot_values)
     if G == 1:
-        return torch.zeros_like(c, dtype=torch.long), torch.zeros_like(c)
-    t = torch.minimum(torch.maximum(c, knot_values[0]), knot_values[-1])
-    g = (torch.searchsorted(knot_values, t.contiguous(), right=True) - 1).clamp(0, G - 2)
-    w = (t - knot_values[g]) / (knot_values[g + 1] - knot_values[g])
-    return g, w
+        return torch.zeros(len(c), 4, dtype=torch.long, device=c.device), torch.tensor([0.0, 1.0, 0.0, 0.0], dtype=c.dtype, device=c.device).expand(len(c), 4)
+    s = ((c - knot_values[0]) / (knot_values[1] - knot_values[0])).clamp(0, G - 1)
+    g = s.floor().long().clamp(max=G - 2)
+    idx = (g[:, None] + torch.arange(-1, 3, device=c.device)).clamp(0, G - 1)
+    return idx, catmull_rom(s - g)
 
 
 class ConditionedLinearPath(nn.Module):
@@ -129,8 +140,7 @@ class ConditionedLinearPath(nn.Module):
             buffer.copy_(value)
 
     def forward(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        g, w = interpolation(self.knots.to(c.dtype), c[:, 0])
-        factor = self.factor.to(z.dtype)
-        left = torch.einsum("nij,nj->ni", factor[g], z)
-        right = torch.einsum("nij,nj->ni", factor[(g + 1).clamp(max=len(self.knots) - 1)], z)
-        return ((1 - w)[:, None] * left + w[:, None] * right) @ self.basis.to(z.dtype).T
+        idx, w = interpolation(self.knots.to(c.dtype), c[:, 0])
+        every = torch.einsum("gij,nj->ngi", self.factor.to(z.dtype), z)  # L(c_g) z at every knot, [N, G, K]
+        near = torch.gather(every, 1, idx[:, :, None].expand(-1, -1, every.shape[2]))  # the 4 knots around c
+        return (w.to(z.dtype)[:, :, None] * near).sum(1) @ self.basis.to(z.dtype).T

@@ -158,9 +158,8 @@ def build_model(config, input_dim: int, n_classes: int, output_activation: str, 
     if saved is not None:
         linear, conditioned = "linear.weight" in saved, "cond_linear.factor" in saved
     else:
-        on = getattr(config, "resolved_linear_path", False)
-        conditioned = on and config.model == "cvae" and getattr(config, "is_simulated", False)
-        linear = on and not conditioned
+        conditioned = getattr(config, "conditioned_path", False)
+        linear = getattr(config, "resolved_linear_path", False) and not conditioned
     return MLPAutoencoder(
         kind=config.model,
         input_dim=input_dim,

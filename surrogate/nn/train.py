@@ -209,6 +209,10 @@ def train(
     if state is None and model.cond_linear is not None:  # start at the prior's projection on one Karhunen-Loeve basis
         start_conditioned_path(model, config, log)
         model.to(device)
+    if model.cond_linear is not None and not config.resolved_residual:  # the path alone: the MLP's output stays at zero
+        model.decoder.requires_grad_(False)
+        if state is None:
+            log("decoder: the linear path alone (its MLP residual stays at zero; --residual trains it); training the encoder")
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])

@@ -40,7 +40,7 @@ def test_path_reproduces_the_projected_covariance():
         for ell in (knots[3], 0.2 + 0.5 * (knots[1] - knots[0]), 0.41, 0.6):
             K = PRIOR.covariance(ell)
             # the decoder is linear in z: its covariance is J J' with J its Jacobian
-            J = torch.autograd.functional.jacobian(lambda z: model.decode(z, torch.full((1, 1), ell, dtype=torch.float64))[0],
+            J = torch.autograd.functional.jacobian(lambda z, ell=ell: model.decode(z, torch.full((1, 1), ell, dtype=torch.float64))[0],
                                                    torch.zeros(1, latent, dtype=torch.float64))[:, 0, :].numpy()  # fmt: skip
             error = np.linalg.norm(J @ J.T - K) / np.linalg.norm(K)
             projected = np.linalg.norm(B @ B.T @ K @ B @ B.T - K) / np.linalg.norm(K)
@@ -50,16 +50,21 @@ def test_path_reproduces_the_projected_covariance():
     assert auto_latent(PRIOR.covariance, *PRIOR.lengthscale)["latent"] == 8
 
 
-def test_interpolation_is_linear_between_knots_and_flat_beyond():
+def test_interpolation_passes_the_knots_smoothly_and_is_flat_beyond():
     model = path_model()
     z = torch.randn(1, 6, dtype=torch.float64)
-    knots = model.cond_linear.knots
+    path = model.cond_linear
+    knots = path.knots
 
     def lin(c):
-        return model.cond_linear(z, torch.tensor([[c]], dtype=torch.float64))
+        return path(z, torch.tensor([[c]], dtype=torch.float64))
 
-    a, b = float(knots[4]), float(knots[5])
-    torch.testing.assert_close(lin(0.25 * a + 0.75 * b), 0.25 * lin(a) + 0.75 * lin(b))
+    for g in (0, 4, 31):
+        torch.testing.assert_close(lin(float(knots[g]))[0], (path.factor[g] @ z[0]) @ path.basis.T)  # through each knot
+    # C1: the one-sided slopes at an interior knot agree (a linear interpolation's would jump)
+    k, h = float(knots[7]), 1e-6
+    left, right = (lin(k) - lin(k - h)) / h, (lin(k + h) - lin(k)) / h
+    assert torch.allclose(left, right, atol=1e-4 * float(right.abs().max()))
     torch.testing.assert_close(lin(0.1), lin(0.2))
     torch.testing.assert_close(lin(0.9), lin(0.6))
 
@@ -75,8 +80,10 @@ def test_export_and_rebuilt_decoder():
     assert plain["G"] == 0 and plain["lin_basis"].shape == (0, 0)  # files from before the path read as none
     with pytest.raises(SurrogateError, match=r"old.json: a linear path \(G = 32 knots\) needs a decoder conditioned on one value \(C = 1\), found C = 2"):
         validate_decoder_data(data | {"C": 2, "W1": np.zeros((data["H"][0], 8))}, "old.json")
-    with pytest.raises(SurrogateError, match="lin_knots must increase"):
+    with pytest.raises(SurrogateError, match="lin_knots must increase in even steps"):
         validate_decoder_data(data | {"lin_knots": data["lin_knots"][::-1].copy()}, "d.json")
+    with pytest.raises(SurrogateError, match="lin_knots must increase in even steps"):
+        validate_decoder_data(data | {"lin_knots": data["lin_knots"] ** 2}, "d.json")
     with pytest.raises(SurrogateError, match=r"lin_basis has shape \(40, 5\), expected \(40, 6\)"):
         validate_decoder_data(data | {"lin_basis": data["lin_basis"][:, :5]}, "d.json")
 
@@ -116,3 +123,23 @@ def test_stan_decoder_with_the_path_matches_pytorch():
     with torch.no_grad():
         expected = model.decode(torch.from_numpy(z), torch.from_numpy(ell[:, None])).numpy()
     np.testing.assert_allclose(fit.draws["f"][:, 0], expected, atol=1e-8)
+
+
+def test_default_training_keeps_the_path_alone(tmp_path):
+    """A PriorCVAE of a Gaussian prior trains its encoder only: the decoder stays the path (measured best);
+    --residual trains the MLP too, and a random GP variance (a scale mixture) turns it on."""
+    from surrogate.nn.train import train
+
+    base = dict(dataset="gp1d", grid=40, model="cvae", lengthscale=(0.2, 0.6), hidden=(16, 8), latent=8, epochs=2, batch_size=64,
+                epoch_size=256, seed=1)  # fmt: skip
+    config = TrainConfig(**base)
+    assert config.conditioned_path and not config.resolved_residual
+    assert TrainConfig(**base | {"variance": (0.5, 2.0)}).resolved_residual
+    model = train(config, tmp_path / "path", log=lambda _: None, progress=False).model
+    last = model.decoder[-1]
+    assert float(last.weight.abs().max()) == 0.0 and float(last.bias.abs().max()) == 0.0
+    trained = train(TrainConfig(**base | {"residual": True}), tmp_path / "residual", log=lambda _: None, progress=False).model
+    assert float(trained.decoder[-1].weight.detach().abs().max()) > 0
+    torch.testing.assert_close(model.cond_linear.factor, trained.cond_linear.factor)  # the path itself is never trained
+    with pytest.raises(SurrogateError, match="residual: saved False, given True"):
+        train(TrainConfig(**base | {"residual": True, "epochs": 3}), tmp_path / "path", resume=True, log=lambda _: None, progress=False)
