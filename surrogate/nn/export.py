@@ -62,9 +62,25 @@ def folded_layers(model: MLPAutoencoder) -> list[nn.Linear]:
     return out
 
 
+def zero_residual(model: MLPAutoencoder) -> bool:
+    """A conditioned linear path beside an MLP whose output layer is all zero (the default for Gaussian priors)."""
+    last = [m for m in model.decoder if isinstance(m, nn.Linear)][-1]
+    return model.cond_linear is not None and not last.weight.detach().any() and not last.bias.detach().any()
+
+
 def decoder_stan_data(model: MLPAutoencoder, activation: str, output_activation: str) -> dict:
-    """The decoder of ``model`` as a dict of Stan data (numpy float64 arrays), shapes asserted."""
+    """The decoder of ``model`` as a dict of Stan data (numpy float64 arrays), shapes asserted.
+
+    An MLP residual that is exactly zero beside a conditioned path is written as one hidden unit
+    with zero weights: the same decoder, without the MLP's cost in every gradient.
+    """
     layers = folded_layers(model)
+    if zero_residual(model):
+        n_in, n_out = layers[0].in_features, layers[-1].out_features
+        layers = [nn.Linear(n_in, 1).double(), nn.Linear(1, n_out).double()]
+        for layer in layers:
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
     hidden, out = layers[:-1], layers[-1]
     K, C, L = model.latent_dim, model.cond_dim, len(hidden)
     assert 1 <= L <= MAX_HIDDEN, f"decoder has {L} hidden layers, expected 1 to {MAX_HIDDEN}"

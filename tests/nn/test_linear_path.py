@@ -143,3 +143,15 @@ def test_default_training_keeps_the_path_alone(tmp_path):
     torch.testing.assert_close(model.cond_linear.factor, trained.cond_linear.factor)  # the path itself is never trained
     with pytest.raises(SurrogateError, match="residual: saved False, given True"):
         train(TrainConfig(**base | {"residual": True, "epochs": 3}), tmp_path / "path", resume=True, log=lambda _: None, progress=False)
+
+
+def test_a_zero_residual_is_exported_as_one_unit():
+    model = path_model()
+    with torch.no_grad():
+        model.decoder[-1].weight.zero_()
+        model.decoder[-1].bias.zero_()
+    data = decoder_stan_data(model, "elu", "identity")
+    assert (data["L"], data["H"], data["W_out"].shape) == (1, [1, 0, 0, 0], (40, 1))
+    z, c = torch.randn(5, 6, dtype=torch.float64), 0.2 + 0.4 * torch.rand(5, 1, dtype=torch.float64)
+    with torch.no_grad():
+        torch.testing.assert_close(torch_decoder(data)(torch.cat([z, c], 1)), model.decode(z, c))
