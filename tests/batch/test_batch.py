@@ -205,7 +205,10 @@ def test_ctrl_c_keeps_finished_tasks_and_a_rerun_completes(gp_batch):
     folder, spec, serial = gp_batch
     out = folder / "interrupted"
     exe = os.path.join(os.path.dirname(sys.executable), "surrogate")
-    proc = subprocess.Popen([exe, "batch", str(spec), "--out", str(out), "--workers", "1"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # SIGINT's default restored in the child: a shell without job control starts background jobs with it ignored,
+    # and Python then installs no KeyboardInterrupt handler (CI scripts may run so)
+    proc = subprocess.Popen([exe, "batch", str(spec), "--out", str(out), "--workers", "1"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
     deadline = time.time() + 180
     while not list(out.glob("*/task.json")) and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
