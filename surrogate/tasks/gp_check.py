@@ -8,7 +8,8 @@ exact GP draws:
   kernel matrix, ``||Cov(f_dec) - K||_F / ||K||_F``, beside ``cov_error_linear``, the
   same for the best rank-K linear surrogate (the truncated Karhunen-Loeve expansion,
   K the latent size; closed form), and ``cov_error_floor``, the same for exact draws
-  (the sampling error at this ``n``); a decoder worse than its linear floor says so;
+  (the sampling error at this ``n``); a decoder worse than its linear floor (by more than
+  1.5x that sampling error) says so;
 * the marginal variance ratio per cell, decoded / kernel (``variance_ratio_min``,
   ``variance_ratio_median``), and the mean marginal variance;
 * an MMD two-sample test (Gaussian kernel, median-distance bandwidth,
@@ -38,6 +39,17 @@ def linear_floor(C: np.ndarray, k: int) -> float:
     expansion (Eckart-Young): ``sqrt(sum_{i>k} lambda_i^2 / sum_i lambda_i^2)``."""
     lam = np.sort(np.abs(np.linalg.eigvalsh(C)))[::-1]
     return float(np.sqrt((lam[k:] ** 2).sum() / (lam**2).sum()))
+
+
+#: How far past (linear floor + one exact sample's error) a decoder's error must be to be called worse
+#: than its linear floor: the decoded draws' own sampling error varies from sample to sample (a
+#: decoder equal to its linear path measured 1.27x the exact draws' error once; docs/benchmarks.md).
+NOISE_MARGIN = 1.5
+
+
+def worse_than_linear(row: dict) -> bool:
+    """Whether a check row's decoder is worse than its rank-K linear floor, beyond sampling noise."""
+    return row["cov_error"] > row["cov_error_linear"] + NOISE_MARGIN * row["cov_error_floor"]
 
 
 def mmd_test(a: np.ndarray, b: np.ndarray, permutations: int = 200, seed: int = 0) -> tuple[float, float]:
@@ -107,7 +119,7 @@ def check_prior(run_dir, draws: int = 2000, lengthscales: tuple[float, ...] | No
                "cov_error_floor": covariance_error(exact, kernel), "variance_ratio_min": float(ratio.min()),
                "variance_ratio_median": float(np.median(ratio)), "marginal_variance": float((dec**2).mean()), "kernel_variance": mean_variance,
                "mmd2": mmd, "mmd_p_value": p_value}  # fmt: skip
-        row["worse_than_linear"] = row["cov_error"] > row["cov_error_linear"] + row["cov_error_floor"]
+        row["worse_than_linear"] = worse_than_linear(row)
         row["passed"] = row["cov_error"] <= max_cov_error
         rows.append(row)
         panels.append((ell, kernel, dec, exact))

@@ -25,7 +25,7 @@ import torch
 
 from surrogate.errors import SurrogateError, check_positive_int
 from surrogate.fileio import pyplot, save_figure
-from surrogate.tasks.gp_check import covariance_error, decoded_draws, linear_floor, mmd_test, write_check
+from surrogate.tasks.gp_check import covariance_error, decoded_draws, linear_floor, mmd_test, worse_than_linear, write_check
 
 
 def check_spatial(model, config, draws: int = 2000, values=None, max_cov_error: float = 0.2, seed: int = 0, out=None, run_dir=None) -> dict:
@@ -53,7 +53,7 @@ def check_spatial(model, config, draws: int = 2000, values=None, max_cov_error: 
         ratio = (dec**2).mean(0) / np.diag(C)
         row = {"value": v, "cov_error": covariance_error(dec, C), "cov_error_linear": linear_floor(C, K), "cov_error_floor": covariance_error(exact, C),
                "variance_ratio_min": float(ratio.min()), "variance_ratio_median": float(np.median(ratio)), "mmd_p_value": p_value}  # fmt: skip
-        row["worse_than_linear"] = row["cov_error"] > row["cov_error_linear"] + row["cov_error_floor"]
+        row["worse_than_linear"] = worse_than_linear(row)
         row["passed"] = row["cov_error"] <= max_cov_error
         rows.append(row)
         panels.append((v, C, dec))

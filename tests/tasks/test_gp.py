@@ -121,7 +121,7 @@ def test_briefly_trained_surrogate_reproduces_the_kernel(gp_vae):
     top = np.argsort(lam)[::-1][:8]
     K8 = (V[:, top] * lam[top]) @ V[:, top].T
     assert check["cov_error_linear"] == pytest.approx(np.linalg.norm(K - K8) / np.linalg.norm(K), rel=1e-9)
-    assert check["worse_than_linear"] == (check["cov_error"] > check["cov_error_linear"] + check["cov_error_floor"])
+    assert check["worse_than_linear"] == (check["cov_error"] > check["cov_error_linear"] + 1.5 * check["cov_error_floor"])
     assert "linear" in result.output and "floor" in result.output
     assert (gp_vae / "check_prior.png").stat().st_size > 10_000
     strict = CliRunner().invoke(main, ["check-prior", str(gp_vae), "--draws", "200", "--max-cov-error", "0.01", "--out", str(gp_vae / "strict")])
