@@ -64,7 +64,8 @@ model {
                         * decoded_field(z, cond, L, W1, b1, W2, b2, W3, b3,
                                         W4, b4, W_obs, b_obs,
                                         hidden_activation, output_activation,
-                                        lin_knots, lin_factor, B_obs);
+                                        lin_knots, lin_w, lin_v, lin_u,
+                                        B_obs);
   vector[D] u = iid_effect(u_raw, sigma_iid, D);
   z ~ std_normal();
   // cond: uniform on its bounds
@@ -83,8 +84,8 @@ generated quantities {
   vector[D] f = sigma_field
                 * decoded_field(z, cond, L, W1, b1, W2, b2, W3, b3, W4, b4,
                                 W_out, b_out, hidden_activation,
-                                output_activation, lin_knots, lin_factor,
-                                lin_basis);
+                                output_activation, lin_knots, lin_w, lin_v,
+                                lin_u, lin_basis);
   // the linear predictor (without the offset) and its exponential
   vector[D] eta = intercept + X * beta + f + iid_effect(u_raw, sigma_iid, D);
   vector[D] rr = exp(eta);

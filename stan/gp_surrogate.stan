@@ -52,8 +52,8 @@ parameters {
 model {
   vector[N_obs] f_obs = decoded_field(z, ell, L, W1, b1, W2, b2, W3, b3, W4,
                                       b4, W_obs, b_obs, hidden_activation,
-                                      output_activation, lin_knots,
-                                      lin_factor, B_obs);
+                                      output_activation, lin_knots, lin_w,
+                                      lin_v, lin_u, B_obs);
   z ~ std_normal();
   // ell: uniform on its bounds
   intercept ~ normal(intercept_prior_mean, intercept_prior_sd);
@@ -65,8 +65,8 @@ generated quantities {
   // the field at every cell
   vector[D] f = decoded_field(z, ell, L, W1, b1, W2, b2, W3, b3, W4, b4,
                               W_out, b_out, hidden_activation,
-                              output_activation, lin_knots, lin_factor,
-                              lin_basis);
+                              output_activation, lin_knots, lin_w, lin_v,
+                              lin_u, lin_basis);
   // pointwise log-likelihood of the observations
   vector[N_obs] log_lik = observations_log_lik(intercept + f[obs_idx]
                                                + log_offset, likelihood, y,

@@ -5,8 +5,11 @@ The data block of the decoder programs (``stan/include/decoder_data.stan``) read
 (hidden layers, 1-4) and ``H`` (hidden widths, padded with 0 to 4); ``W1..W4``/``b1..b4`` (hidden
 layers in PyTorch's ``[out, in]`` orientation, empty beyond ``L``), ``W_out``/``b_out``, and the
 activation codes (see :mod:`surrogate.decoder.schema`). A CVAE's conditioned linear path adds
-``G`` knots ``lin_knots``, the factors ``lin_factor`` [G, K, K] and the basis ``lin_basis`` [D, K]
-(``stan/include/linear_path_data.stan``); files without them read as ``G = 0``.
+``G`` knots ``lin_knots``, the factors at the knots in compressed rows (``lin_nnz`` entries, their
+values ``lin_w`` [G, nnz], columns ``lin_v`` [nnz] and row starts ``lin_u`` [K + 1], 1-based as Stan's
+``csr_matrix_times_vector`` reads them) and the basis ``lin_basis`` [D, K]
+(``stan/include/linear_path_data.stan``); files without them read as ``G = 0``, files with the dense
+``lin_factor`` [G, K, K] of earlier versions as its lower triangle.
 """
 
 from __future__ import annotations
@@ -81,8 +84,15 @@ def validate_decoder_data(raw: dict, source: str) -> dict:
     if G and C != 1:
         raise SurrogateError(f"{source}: a linear path (G = {G} knots) needs a decoder conditioned on one value (C = 1), found C = {C}")
     out["G"] = G
-    expected |= {"lin_knots": (G,), "lin_factor": (G, K, K) if G else (0,), "lin_basis": (D, K) if G else (0, 0)}
-    raw = raw if "G" in raw else raw | {"lin_knots": [], "lin_factor": [], "lin_basis": []}
+    raw = raw if "G" in raw else raw | {"lin_knots": [], "lin_basis": []}
+    if "lin_w" not in raw:  # no path, or the dense factors of earlier versions: their lower triangle
+        raw = raw | dense_to_rows(raw.get("lin_factor", []), G, K, source)
+    absent = [k for k in ("lin_knots", "lin_nnz", "lin_w", "lin_v", "lin_u", "lin_basis") if k not in raw]
+    if absent:
+        raise SurrogateError(f"{source} has a linear path (G = {G}) but lacks {', '.join(absent)}")
+    nnz = integer("lin_nnz", 0)
+    out["lin_nnz"] = nnz
+    expected |= {"lin_knots": (G,), "lin_w": (G, nnz), "lin_basis": (D, K) if G else (0, 0)}
     for key, shape in expected.items():
         try:
             value = np.asarray(raw[key], dtype=np.float64)
@@ -91,13 +101,54 @@ def validate_decoder_data(raw: dict, source: str) -> dict:
         if value.size == 0 and np.prod(shape) == 0:
             value = value.reshape(shape)
         if value.shape != shape:
-            raise SurrogateError(f"{source}: {key} has shape {value.shape}, expected {shape} from K={K}, C={C}, D={D}, H={H}")
+            raise SurrogateError(f"{source}: {key} has shape {value.shape}, expected {shape} from K={K}, C={C}, D={D}, H={H}, G={G}, lin_nnz={nnz}")
         bad = ~np.isfinite(value)
         if bad.any():
             first = tuple(int(i) for i in np.argwhere(bad)[0])
             raise SurrogateError(f"{source}: {key} has {int(bad.sum())} non-finite values (first at {list(first)}: {value[first]})")
         out[key] = value
+    out["lin_v"], out["lin_u"] = check_rows(raw, G, K, nnz, source)
     steps = np.diff(out["lin_knots"])
     if G > 1 and not ((steps > 0).all() and np.allclose(steps, steps[0], rtol=1e-6)):
         raise SurrogateError(f"{source}: lin_knots must increase in even steps, found {out['lin_knots'].tolist()}")
     return out
+
+
+def dense_to_rows(factor, G: int, K: int, source: str) -> dict:
+    """``lin_nnz``/``lin_w``/``lin_v``/``lin_u`` holding the lower triangle of dense factors [G, K, K]."""
+    if not G:
+        return {"lin_nnz": 0, "lin_w": np.zeros((0, 0)), "lin_v": [], "lin_u": []}
+    try:
+        factor = np.asarray(factor, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise SurrogateError(f"{source}: lin_factor must be an array of numbers of shape {(G, K, K)}") from None
+    if factor.shape != (G, K, K):
+        raise SurrogateError(f"{source}: lin_factor has shape {factor.shape}, expected {(G, K, K)} from G={G}, K={K}")
+    rows, cols = np.tril_indices(K)
+    return {"lin_nnz": len(rows), "lin_w": factor[:, rows, cols], "lin_v": cols + 1, "lin_u": np.searchsorted(rows, np.arange(K + 1)) + 1}
+
+
+def check_rows(raw: dict, G: int, K: int, nnz: int, source: str) -> tuple[np.ndarray, np.ndarray]:
+    """(``lin_v``, ``lin_u``) checked as a compressed-row pattern of a K x K matrix with ``nnz`` entries
+    (1-based): columns in 1..K, row starts from 1 to nnz + 1, never decreasing."""
+    arrays = []
+    for key, size in (("lin_v", nnz), ("lin_u", K + 1 if G else 0)):
+        value = np.asarray(raw.get(key, []))
+        if value.size == 0:
+            value = value.reshape(0).astype(np.int64)
+        if value.shape != (size,) or not (np.issubdtype(value.dtype, np.integer) or (value == np.round(value)).all()):
+            raise SurrogateError(f"{source}: {key} must be {size} integers, found shape {value.shape}")
+        arrays.append(value.astype(np.int64))
+    v, u = arrays
+    if G and nnz == 0:
+        raise SurrogateError(f"{source}: a linear path (G = {G}) needs lin_nnz >= 1, found 0")
+    if len(v) and (v.min() < 1 or v.max() > K):
+        raise SurrogateError(f"{source}: lin_v must hold columns 1..{K}, found {int(v.min())}..{int(v.max())}")
+    if len(u) and (u[0] != 1 or u[-1] != nnz + 1 or (np.diff(u) < 0).any()):
+        raise SurrogateError(f"{source}: lin_u must rise from 1 to lin_nnz + 1 = {nnz + 1}, found {u[:3].tolist()}..{u[-1]}")
+    return v, u
+
+
+def rows_of(u: np.ndarray) -> np.ndarray:
+    """The 0-based row of each entry of a 1-based compressed-row pattern with row starts ``u``."""
+    return np.repeat(np.arange(len(u) - 1), np.diff(u))

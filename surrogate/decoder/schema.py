@@ -15,7 +15,7 @@ SIZE_KEYS = ("K", "C", "D", "L", "H", "hidden_activation", "output_activation")
 ARRAY_KEYS = (*(f"{p}{i}" for i in range(1, MAX_HIDDEN + 1) for p in ("W", "b")), "W_out", "b_out")
 DECODER_KEYS = (*SIZE_KEYS, *ARRAY_KEYS)
 # the conditioned linear path of a spatial/GP CVAE (stan/include/linear_path_data.stan); G = 0: none
-LINEAR_PATH_KEYS = ("G", "lin_knots", "lin_factor", "lin_basis")
+LINEAR_PATH_KEYS = ("G", "lin_knots", "lin_nnz", "lin_w", "lin_v", "lin_u", "lin_basis")
 
 # --- integer codes (each Stan dispatcher rejects any other) ---
 HIDDEN_CODES = {"elu": 1, "tanh": 2, "relu": 3, "softplus": 4}  # hidden_activate()

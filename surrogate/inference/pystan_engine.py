@@ -83,7 +83,7 @@ class PyStanEngine:
         """(model, program name, stanc's warnings)."""
         self.check_event_loop()
         name, source = program_source(program)
-        data = json.loads(self.stan.model.DataJSONEncoder().encode(data))
+        data = plain_json(data)
         model_name = self.httpstan.models.calculate_model_name(source)
         with self.compiling(model_name):
             if model_name not in self.httpstan.cache.list_model_names():
@@ -197,14 +197,16 @@ class PyStanEngine:
 
     async def _sample(self, model, function: str, inits: list[dict], kwargs: dict, progress, name: str) -> tuple[bytes, ...]:
         """pystan's ``Model._create_fit`` requests, with progress sent to ``progress`` instead of printed."""
-        payloads = [{**kwargs, "function": function, "chain": c + 1, "data": model.data, "init": init, "random_seed": model.random_seed}
+        # the data (already plain JSON: see _build) are written once for all chains; a decoder's basis can
+        # make them tens of megabytes (62 MB on 50 x 50 with K = 903), and every copy cost seconds
+        data_text = json.dumps(model.data)
+        payloads = [plain_json({**kwargs, "function": function, "chain": c + 1, "init": init, "random_seed": model.random_seed})
                     for c, init in enumerate(inits)]  # fmt: skip
-        payloads = json.loads(self.stan.model.DataJSONEncoder().encode(payloads))
         with self.client() as client:
             async with client:
                 operations = []
                 for payload in payloads:
-                    resp = await client.post(f"/{model.model_name}/fits", json=payload)
+                    resp = await post_with_data(client, f"/{model.model_name}/fits", payload, data_text)
                     if resp.status != 201:
                         raise SurrogateError(f"Stan refused to sample {name}.stan: {first_line(resp.json().get('message', resp.json()))}")
                     operations.append(resp.json())
@@ -287,3 +289,36 @@ class PyStanEngine:
 
     def versions(self) -> dict:
         return {"engine": "pystan", "pystan": self.stan.__version__, "httpstan": self.httpstan.__version__, "stan": "2.35"}
+
+
+def plain_json(value):
+    """``value`` with numpy arrays and scalars as lists and Python numbers (what Stan's JSON reader takes)."""
+    if isinstance(value, dict):
+        return {k: plain_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain_json(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+async def post_with_data(client, path: str, payload: dict, data_text: str):
+    """POST ``payload`` plus ``"data"`` given as JSON text (serialised once for every chain)."""
+    body = json.dumps(payload)[:-1] + ', "data": ' + data_text + "}"
+    session, base = getattr(client, "session", None), getattr(client, "base_url", None)
+    if session is None or base is None:  # another client than pystan's HttpstanClient
+        return await client.post(path, json=payload | {"data": json.loads(data_text)})
+    async with session.post(f"{base}{path}", data=body.encode(), headers={"Content-Type": "application/json"}) as resp:
+        return _Response(resp.status, await resp.read())
+
+
+class _Response:
+    """What pystan's client returns: ``status``, ``content`` and ``json()``."""
+
+    def __init__(self, status: int, content: bytes):
+        self.status, self.content = status, content
+
+    def json(self):
+        return json.loads(self.content)

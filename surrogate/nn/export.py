@@ -101,10 +101,14 @@ def decoder_stan_data(model: MLPAutoencoder, activation: str, output_activation:
     path = model.cond_linear
     data["G"] = 0 if path is None else len(path.knots)
     if path is None:
-        data |= {"lin_knots": np.zeros(0), "lin_factor": np.zeros(0), "lin_basis": np.zeros((0, 0))}
+        data |= {"lin_knots": np.zeros(0), "lin_nnz": 0, "lin_w": np.zeros((0, 0)), "lin_v": np.zeros(0, dtype=np.int64),
+                 "lin_u": np.zeros(0, dtype=np.int64), "lin_basis": np.zeros((0, 0))}  # fmt: skip
     else:
-        data |= {"lin_knots": as_float64(path.knots), "lin_factor": as_float64(path.factor), "lin_basis": as_float64(path.basis)}
-        assert data["lin_factor"].shape == (data["G"], K, K), f"lin_factor has shape {data['lin_factor'].shape}, expected {(data['G'], K, K)}"
+        rows, cols = path.rows.cpu().numpy(), path.cols.cpu().numpy()
+        assert (np.diff(rows) >= 0).all(), "the path's entries must be in row order (compressed rows)"
+        data |= {"lin_knots": as_float64(path.knots), "lin_nnz": len(rows), "lin_w": as_float64(path.values), "lin_v": cols + 1,
+                 "lin_u": np.searchsorted(rows, np.arange(K + 1)) + 1, "lin_basis": as_float64(path.basis)}  # fmt: skip
+        assert data["lin_w"].shape == (data["G"], len(rows)), f"lin_w has shape {data['lin_w'].shape}, expected {(data['G'], len(rows))}"
         assert data["lin_basis"].shape == (data["D"], K), f"lin_basis has shape {data['lin_basis'].shape}, expected {(data['D'], K)}"
     return validate_decoder_data(data, "exported decoder")
 
@@ -200,7 +204,10 @@ class StanDecoder(nn.Module):
             from surrogate.nn.linear_path import ConditionedLinearPath
 
             self.path = ConditionedLinearPath(data["D"], data["K"], data["G"])
-            self.path.set_path({"knots": data["lin_knots"], "factor": data["lin_factor"], "basis": data["lin_basis"]})
+            from surrogate.decoder.io import rows_of
+
+            self.path.set_path({"knots": data["lin_knots"], "rows": rows_of(data["lin_u"]), "cols": data["lin_v"] - 1, "values": data["lin_w"],
+                                "basis": data["lin_basis"]})  # fmt: skip
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.net(x)

@@ -11,6 +11,13 @@ range and interpolated between them by Catmull-Rom cubics (continuous first deri
 sees a smooth decoder; held constant beyond the range), in PyTorch and in Stan alike
 (``conditioned_linear_path`` in ``stan/include/decoder.stanfunctions``).
 
+``L`` is stored sparse (compressed rows, one pattern shared by the knots): the shared basis nearly
+diagonalises every member of the range, so ``S(c)`` and its factor are dominated by few entries. The
+pattern keeps the entries that reach :data:`SPARSE_TOL` at some knot, the largest threshold under
+which ``F F'`` stays within :data:`SPARSE_TOL` of ``S`` (relative Frobenius) at every knot. On a
+50 x 50 grid with the lengthscale in [0.05, 0.3] (K = 903) that keeps 9,924 of the 408,156 entries of
+the lower triangle: per gradient, four sparse products instead of four dense K x K ones.
+
 The decoder of a CVAE is then ``B L(c) z + MLP(z, c)``: training starts at the projection (the
 MLP's output layer at zero) and the MLP learns what is left. Measured in docs/benchmarks.md.
 """
@@ -28,6 +35,10 @@ from surrogate.errors import SurrogateError
 KNOTS = 32  # points of the condition's range at which L(c) is tabulated
 MAX_AUTO_LATENT = 1000  # the largest K --latent auto considers
 JITTER = 1e-9  # relative to the largest eigenvalue, added before factorising S(c)
+#: the sparse factor may change B' Sigma(c) B by this much (relative Frobenius) at any knot: well below
+#: check-prior's sampling floor (0.07-0.28 on 50 x 50 with the lengthscale in 0.05-0.3, 1,000 draws)
+SPARSE_TOL = 0.01
+THRESHOLDS = (1e-2, 5e-3, 2e-3, 1e-3, 5e-4, 2e-4, 1e-4, 5e-5, 2e-5, 1e-5, 5e-6, 2e-6, 1e-6)  # tried in turn, relative to the largest entry
 
 
 def knots(lo: float, hi: float, count: int = KNOTS) -> np.ndarray:
@@ -86,20 +97,54 @@ def auto_latent(covariance: Callable[[float], np.ndarray], lo: float, hi: float)
     return {"latent": latent, "k99": k99, "k_local95": k_local, "kept_share_min": float(share[latent - 1]), "kept_local_min": float(local[latent - 1])}
 
 
+def sparsify(factors: np.ndarray, projected: list[np.ndarray], tol: float = SPARSE_TOL) -> tuple[np.ndarray, float, float]:
+    """(mask [K, K] of the entries kept, the threshold, the largest relative error ``||F F' - S|| / ||S||``
+    over the knots) for the factors [G, K, K] of ``projected`` [G of K x K]: the largest threshold of
+    :data:`THRESHOLDS` whose error stays within ``tol``; the whole lower triangle when none does."""
+    size = np.abs(factors).max(0)
+    top = size.max()
+    norms = [np.linalg.norm(S) for S in projected]
+    for threshold in THRESHOLDS:
+        mask = (size > threshold * top) | np.eye(len(size), dtype=bool)
+        error = 0.0
+        for F, S, norm in zip(factors, projected, norms):
+            Fm = F * mask
+            error = max(error, float(np.linalg.norm(Fm @ Fm.T - S) / norm))
+            if error > tol:
+                break
+        if error <= tol:
+            return mask, threshold, error
+    return np.tril(np.ones_like(size, dtype=bool)), 0.0, 0.0
+
+
 def conditioned_path(covariance: Callable[[float], np.ndarray], lo: float, hi: float, latent: int, count: int = KNOTS) -> dict:
-    """``knots`` [G], ``factor`` [G, K, K] (``L(c_g) = chol(B' Sigma(c_g) B)``), ``basis`` [D, K] (B), and
-    ``kept_share_min``: the least share of the variance the projection keeps over the knots."""
+    """``knots`` [G]; the factors ``L(c_g) = chol(B' Sigma(c_g) B)`` in compressed rows: ``rows``/``cols``
+    [nnz] (0-based, row-major) and ``values`` [G, nnz]; ``basis`` [D, K] (B); ``kept_share_min``, the least
+    share of the variance the projection keeps over the knots; ``sparse``: the pattern's figures."""
     if not lo < hi:
         raise SurrogateError(f"a conditioned linear path needs a range of the hyperparameter, found [{lo}, {hi}]")
     lam, V, covs = shared_basis(covariance, lo, hi, count)
     B = V[:, :latent]
-    factors = []
+    factors, projected = [], []
     for C in covs:
         S = B.T @ C @ B
         S = 0.5 * (S + S.T) + JITTER * max(lam[0], 1e-12) * np.eye(latent)
+        projected.append(S)
         factors.append(np.linalg.cholesky(S))
+    factors = np.stack(factors)
+    mask, threshold, error = sparsify(factors, projected)
+    rows, cols = np.nonzero(mask)  # row-major: compressed rows
     share = min(float(np.trace(B.T @ C @ B) / np.trace(C)) for C in covs)
-    return {"knots": knots(lo, hi, count), "factor": np.stack(factors), "basis": B, "kept_share_min": share}
+    sparse = {"nnz": int(len(rows)), "lower_triangle": latent * (latent + 1) // 2, "threshold": threshold, "max_rel_error": error}
+    return {"knots": knots(lo, hi, count), "rows": rows, "cols": cols, "values": factors[:, rows, cols], "basis": B,
+            "kept_share_min": share, "sparse": sparse}  # fmt: skip
+
+
+def dense_factor(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, latent: int) -> np.ndarray:
+    """The factors [G, K, K] of a compressed-row path."""
+    out = np.zeros((len(values), latent, latent))
+    out[:, rows, cols] = values
+    return out
 
 
 def catmull_rom(t: torch.Tensor) -> torch.Tensor:
@@ -112,35 +157,80 @@ def catmull_rom(t: torch.Tensor) -> torch.Tensor:
 
 def interpolation(knot_values: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(indices [N, 4] of the knots g-1..g+2, clamped to the table, and their Catmull-Rom weights [N, 4])
-    for each condition value; evenly spaced knots, the value held at the ends beyond them."""
+    for each condition value; evenly spaced knots, the value held at the ends beyond them. In the first
+    and last intervals the missing outer knot is the quadratic extrapolation of the three nearest
+    (``3 P_0 - 3 P_1 + P_2``), folded into their weights: the end intervals keep the interior's accuracy
+    (a repeated end knot made the first interval's error about 5 times the others')."""
     G = len(knot_values)
     if G == 1:
         return torch.zeros(len(c), 4, dtype=torch.long, device=c.device), torch.tensor([0.0, 1.0, 0.0, 0.0], dtype=c.dtype, device=c.device).expand(len(c), 4)
     s = ((c - knot_values[0]) / (knot_values[1] - knot_values[0])).clamp(0, G - 1)
     g = s.floor().long().clamp(max=G - 2)
     idx = (g[:, None] + torch.arange(-1, 3, device=c.device)).clamp(0, G - 1)
-    return idx, catmull_rom(s - g)
+    w = catmull_rom(s - g)
+    if G > 2:
+        fold = torch.tensor([3.0, -3.0, 1.0], dtype=w.dtype, device=w.device)
+        first, last = (g == 0)[:, None], (g == G - 2)[:, None]
+        w = torch.where(first, torch.cat([torch.zeros_like(w[:, :1]), w[:, 1:] + w[:, :1] * fold], 1), w)
+        w = torch.where(last, torch.cat([w[:, :3] + w[:, 3:] * fold.flip(0), torch.zeros_like(w[:, :1])], 1), w)
+    return idx, w
 
 
 class ConditionedLinearPath(nn.Module):
-    """``B L(c) z``: fixed buffers (not trained), filled by :meth:`set_path` from :func:`conditioned_path`."""
+    """``B L(c) z``: fixed buffers (not trained), filled by :meth:`set_path` from :func:`conditioned_path`.
+
+    ``L`` at the knots in compressed rows: ``rows``/``cols`` [nnz] and ``values`` [G, nnz] (the pattern's
+    size is the path's, so the buffers take the shapes of what is set or loaded). A state dict saved
+    with the dense ``factor`` [G, K, K] of earlier versions loads as its lower triangle.
+    """
 
     def __init__(self, output_dim: int, latent_dim: int, count: int = KNOTS):
         super().__init__()
+        rows, cols = np.tril_indices(latent_dim)
+        self.latent_dim = latent_dim
         self.register_buffer("knots", torch.linspace(0, 1, count, dtype=torch.float64))
-        self.register_buffer("factor", torch.zeros(count, latent_dim, latent_dim, dtype=torch.float64))
+        self.register_buffer("rows", torch.as_tensor(rows, dtype=torch.long))
+        self.register_buffer("cols", torch.as_tensor(cols, dtype=torch.long))
+        self.register_buffer("values", torch.zeros(count, len(rows), dtype=torch.float64))
         self.register_buffer("basis", torch.zeros(output_dim, latent_dim, dtype=torch.float64))
 
     @torch.no_grad()
     def set_path(self, path: dict) -> None:
-        for name in ("knots", "factor", "basis"):
+        """Take ``knots``, ``rows``, ``cols``, ``values`` and ``basis`` (see :func:`conditioned_path`)."""
+        rows, cols = (torch.as_tensor(np.asarray(path[k]), dtype=torch.long) for k in ("rows", "cols"))
+        values = torch.as_tensor(np.asarray(path["values"]), dtype=torch.float64)
+        G, K = len(self.knots), self.latent_dim
+        assert rows.shape == cols.shape and values.shape == (G, len(rows)), f"values has shape {tuple(values.shape)}, expected {(G, len(rows))}"
+        assert len(rows) == 0 or (0 <= int(rows.min()) and int(rows.max()) < K and 0 <= int(cols.min()) and int(cols.max()) < K), "rows/cols outside the latent size"
+        self.rows, self.cols, self.values = rows.to(self.rows.device), cols.to(self.cols.device), values.to(self.values.device)
+        for name in ("knots", "basis"):
             value = torch.as_tensor(np.asarray(path[name]), dtype=torch.float64)
             buffer = getattr(self, name)
             assert value.shape == buffer.shape, f"{name} has shape {tuple(value.shape)}, expected {tuple(buffer.shape)}"
             buffer.copy_(value)
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        dense = state_dict.pop(prefix + "factor", None)
+        if dense is not None:  # saved before the factor was stored sparse
+            rows, cols = np.tril_indices(dense.shape[-1])
+            state_dict[prefix + "rows"] = torch.as_tensor(rows, dtype=torch.long)
+            state_dict[prefix + "cols"] = torch.as_tensor(cols, dtype=torch.long)
+            state_dict[prefix + "values"] = dense[:, rows, cols]
+        for name in ("rows", "cols", "values"):  # the pattern's size is the saved path's
+            if prefix + name in state_dict:
+                setattr(self, name, torch.empty_like(state_dict[prefix + name], device=getattr(self, name).device))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def factor(self) -> torch.Tensor:
+        """The factors at the knots, dense [G, K, K]."""
+        out = torch.zeros(len(self.knots), self.latent_dim, self.latent_dim, dtype=self.values.dtype, device=self.values.device)
+        out[:, self.rows, self.cols] = self.values
+        return out
+
     def forward(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         idx, w = interpolation(self.knots.to(c.dtype), c[:, 0])
-        every = torch.einsum("gij,nj->ngi", self.factor.to(z.dtype), z)  # L(c_g) z at every knot, [N, G, K]
-        near = torch.gather(every, 1, idx[:, :, None].expand(-1, -1, every.shape[2]))  # the 4 knots around c
-        return (w.to(z.dtype)[:, :, None] * near).sum(1) @ self.basis.to(z.dtype).T
+        values = self.values.to(z.dtype)
+        w = w.to(z.dtype)
+        entries = sum(w[:, j, None] * values[idx[:, j]] for j in range(4))  # L(c)'s stored entries, [N, nnz]
+        Lz = torch.zeros_like(z).index_add_(1, self.rows, entries * z[:, self.cols])
+        return Lz @ self.basis.to(z.dtype).T

@@ -156,7 +156,8 @@ def build_model(config, input_dim: int, n_classes: int, output_activation: str, 
     runs saved before a default changed still load.
     """
     if saved is not None:
-        linear, conditioned = "linear.weight" in saved, "cond_linear.factor" in saved
+        linear = "linear.weight" in saved
+        conditioned = "cond_linear.values" in saved or "cond_linear.factor" in saved  # factor: saved before it was sparse
     else:
         conditioned = getattr(config, "conditioned_path", False)
         linear = getattr(config, "resolved_linear_path", False) and not conditioned

@@ -148,6 +148,9 @@ def start_conditioned_path(model: MLPAutoencoder, config: TrainConfig, log: Call
     share = path["kept_share_min"]
     log(f"linear path: latent {config.latent} keeps at least {100 * share:.1f}% of the prior's variance over its range [{lo:g}, {hi:g}] "
         f"(the decoder starts at this projection)")  # fmt: skip
+    sparse = path["sparse"]
+    log(f"linear path: L(c) stored sparse, {sparse['nnz']:,} of the {sparse['lower_triangle']:,} entries of its lower triangle "
+        f"(B' Sigma(c) B kept within {100 * sparse['max_rel_error']:.2f}% at every knot)")  # fmt: skip
     if share < 0.95:
         log(f"WARNING: latent {config.latent} cannot represent this prior at every value of its range (decoded draws will be "
             f"under-dispersed there); use --latent auto")  # fmt: skip

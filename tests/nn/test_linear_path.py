@@ -13,7 +13,7 @@ from surrogate.decoder.io import validate_decoder_data
 from surrogate.errors import SurrogateError
 from surrogate.nn.config import TrainConfig
 from surrogate.nn.export import decoder_stan_data, torch_decoder
-from surrogate.nn.linear_path import KNOTS, auto_latent, conditioned_path
+from surrogate.nn.linear_path import KNOTS, SPARSE_TOL, auto_latent, conditioned_path, dense_factor
 from surrogate.nn.models import MLPAutoencoder, build_model
 
 PRIOR = GPPrior(1, 40, "matern52", (0.2, 0.6))
@@ -31,7 +31,7 @@ def test_path_reproduces_the_projected_covariance():
     latent = 8
     path = conditioned_path(PRIOR.covariance, *PRIOR.lengthscale, latent)
     B, knots = path["basis"], path["knots"]
-    assert B.shape == (40, latent) and path["factor"].shape == (KNOTS, latent, latent) and knots[0] == 0.2 and knots[-1] == 0.6
+    assert B.shape == (40, latent) and path["values"].shape == (KNOTS, len(path["rows"])) and knots[0] == 0.2 and knots[-1] == 0.6
     np.testing.assert_allclose(B.T @ B, np.eye(latent), atol=1e-10)  # orthonormal
     model = path_model(latent)
     with torch.no_grad():
@@ -60,7 +60,7 @@ def test_interpolation_passes_the_knots_smoothly_and_is_flat_beyond():
         return path(z, torch.tensor([[c]], dtype=torch.float64))
 
     for g in (0, 4, 31):
-        torch.testing.assert_close(lin(float(knots[g]))[0], (path.factor[g] @ z[0]) @ path.basis.T)  # through each knot
+        torch.testing.assert_close(lin(float(knots[g]))[0], (path.factor()[g] @ z[0]) @ path.basis.T)  # through each knot
     # C1: the one-sided slopes at an interior knot agree (a linear interpolation's would jump)
     k, h = float(knots[7]), 1e-6
     left, right = (lin(k) - lin(k - h)) / h, (lin(k + h) - lin(k)) / h
@@ -72,12 +72,21 @@ def test_interpolation_passes_the_knots_smoothly_and_is_flat_beyond():
 def test_export_and_rebuilt_decoder():
     model = path_model()
     data = decoder_stan_data(model, "elu", "identity")
-    assert data["G"] == KNOTS and data["lin_factor"].shape == (KNOTS, 6, 6) and data["lin_basis"].shape == (40, 6)
+    nnz = len(model.cond_linear.rows)
+    assert data["G"] == KNOTS and data["lin_nnz"] == nnz and data["lin_w"].shape == (KNOTS, nnz) and data["lin_basis"].shape == (40, 6)
+    assert data["lin_u"][0] == 1 and data["lin_u"][-1] == nnz + 1 and len(data["lin_u"]) == 7 and 1 <= data["lin_v"].min() <= data["lin_v"].max() <= 6
     z, c = torch.randn(7, 6, dtype=torch.float64), 0.2 + 0.4 * torch.rand(7, 1, dtype=torch.float64)
     with torch.no_grad():
         torch.testing.assert_close(torch_decoder(data)(torch.cat([z, c], 1)), model.decode(z, c))
-    plain = validate_decoder_data({k: v for k, v in data.items() if k not in ("G", "lin_knots", "lin_factor", "lin_basis")}, "old.json")
-    assert plain["G"] == 0 and plain["lin_basis"].shape == (0, 0)  # files from before the path read as none
+    path_keys = ("G", "lin_knots", "lin_nnz", "lin_w", "lin_v", "lin_u", "lin_basis")
+    plain = validate_decoder_data({k: v for k, v in data.items() if k not in path_keys}, "old.json")
+    assert plain["G"] == 0 and plain["lin_basis"].shape == (0, 0) and plain["lin_nnz"] == 0  # files from before the path read as none
+    # files from before the factor was sparse (a dense lin_factor [G, K, K]) read as its lower triangle: the same decoder
+    dense = dense_factor(model.cond_linear.rows.numpy(), model.cond_linear.cols.numpy(), model.cond_linear.values.numpy(), 6)
+    old = validate_decoder_data({k: v for k, v in data.items() if k not in ("lin_nnz", "lin_w", "lin_v", "lin_u")} | {"lin_factor": dense}, "old.json")
+    assert old["lin_nnz"] == 21 and old["lin_u"].tolist() == [1, 2, 4, 7, 11, 16, 22]
+    with torch.no_grad():
+        torch.testing.assert_close(torch_decoder(old)(torch.cat([z, c], 1)), model.decode(z, c))
     with pytest.raises(SurrogateError, match=r"old.json: a linear path \(G = 32 knots\) needs a decoder conditioned on one value \(C = 1\), found C = 2"):
         validate_decoder_data(data | {"C": 2, "W1": np.zeros((data["H"][0], 8))}, "old.json")
     with pytest.raises(SurrogateError, match="lin_knots must increase in even steps"):
@@ -86,6 +95,34 @@ def test_export_and_rebuilt_decoder():
         validate_decoder_data(data | {"lin_knots": data["lin_knots"] ** 2}, "d.json")
     with pytest.raises(SurrogateError, match=r"lin_basis has shape \(40, 5\), expected \(40, 6\)"):
         validate_decoder_data(data | {"lin_basis": data["lin_basis"][:, :5]}, "d.json")
+    with pytest.raises(SurrogateError, match=rf"lin_w has shape \(32, {nnz - 1}\), expected \(32, {nnz}\)"):
+        validate_decoder_data(data | {"lin_w": data["lin_w"][:, 1:]}, "d.json")
+    with pytest.raises(SurrogateError, match=r"lin_v must hold columns 1..6, found 0..6"):
+        validate_decoder_data(data | {"lin_v": data["lin_v"] - (data["lin_v"] == 1)}, "d.json")
+    with pytest.raises(SurrogateError, match=rf"lin_u must rise from 1 to lin_nnz \+ 1 = {nnz + 1}"):
+        validate_decoder_data(data | {"lin_u": data["lin_u"][::-1].copy()}, "d.json")
+    with pytest.raises(SurrogateError, match="d.json has a linear path \\(G = 32\\) but lacks lin_v"):
+        validate_decoder_data({k: v for k, v in data.items() if k != "lin_v"}, "d.json")
+
+
+def test_sparse_factor_on_a_2d_grid():
+    """In 2-D the shared basis nearly diagonalises every member of the range: the stored factor is a
+    fraction of the lower triangle, and the decoder's covariance stays within SPARSE_TOL of the projection."""
+    prior = GPPrior(2, 12, "matern52", (0.1, 0.5))
+    latent = auto_latent(prior.covariance, *prior.lengthscale)["latent"]
+    path = conditioned_path(prior.covariance, *prior.lengthscale, latent)
+    sparse = path["sparse"]
+    assert sparse["nnz"] < 0.2 * sparse["lower_triangle"] and sparse["max_rel_error"] <= SPARSE_TOL
+    assert (np.diff(path["rows"]) >= 0).all() and {(i, i) for i in range(latent)} <= set(zip(path["rows"], path["cols"]))  # row order, diagonal kept
+    module = MLPAutoencoder("cvae", prior.size, (8,), latent, 1, "elu", "identity", conditioned_path=True).double().cond_linear
+    module.set_path(path)
+    B = path["basis"]
+    for ell in (float(path["knots"][5]), 0.1 + 0.5 * (path["knots"][1] - path["knots"][0]), 0.33):
+        J = torch.autograd.functional.jacobian(lambda z, ell=ell: module(z, torch.full((1, 1), ell, dtype=torch.float64))[0],
+                                               torch.zeros(1, latent, dtype=torch.float64))[:, 0, :].numpy()  # fmt: skip
+        C = prior.covariance(ell)
+        P = B @ B.T @ C @ B @ B.T  # the dense path's covariance at this ell (the projection)
+        assert np.linalg.norm(J @ J.T - P) / np.linalg.norm(C) < SPARSE_TOL + 3e-3, ell  # the sparse pattern, up to interpolating between knots
 
 
 def test_runs_saved_before_the_path_still_load():
@@ -95,6 +132,16 @@ def test_runs_saved_before_the_path_still_load():
     rebuilt = build_model(config, 40, 1, "identity", saved=old.state_dict())
     assert rebuilt.cond_linear is None and rebuilt.linear is None
     rebuilt.load_state_dict(old.state_dict())
+    # a path saved with the dense factor [G, K, K] of earlier versions loads as its lower triangle: the same decoder
+    model = path_model()
+    saved = {k: v for k, v in model.state_dict().items() if k not in ("cond_linear.rows", "cond_linear.cols", "cond_linear.values")}
+    saved["cond_linear.factor"] = model.cond_linear.factor()
+    rebuilt = build_model(config, 40, 1, "identity", saved=saved).double()
+    rebuilt.load_state_dict(saved)
+    assert len(rebuilt.cond_linear.rows) == 21
+    z, c = torch.randn(4, 6, dtype=torch.float64), torch.tensor([[0.25], [0.3], [0.45], [0.6]], dtype=torch.float64)
+    with torch.no_grad():
+        torch.testing.assert_close(rebuilt.eval().decode(z, c), model.decode(z, c))
 
 
 def test_latent_auto_needs_a_simulated_prior():
@@ -140,7 +187,7 @@ def test_default_training_keeps_the_path_alone(tmp_path):
     assert float(last.weight.abs().max()) == 0.0 and float(last.bias.abs().max()) == 0.0
     trained = train(TrainConfig(**base | {"residual": True}), tmp_path / "residual", log=lambda _: None, progress=False).model
     assert float(trained.decoder[-1].weight.detach().abs().max()) > 0
-    torch.testing.assert_close(model.cond_linear.factor, trained.cond_linear.factor)  # the path itself is never trained
+    torch.testing.assert_close(model.cond_linear.values, trained.cond_linear.values)  # the path itself is never trained
     with pytest.raises(SurrogateError, match="residual: saved False, given True"):
         train(TrainConfig(**base | {"residual": True, "epochs": 3}), tmp_path / "path", resume=True, log=lambda _: None, progress=False)
 
