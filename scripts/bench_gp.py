@@ -78,8 +78,8 @@ def surrogate_run(name: str, work: Path, epochs: int, noise_scale: float | None)
         t0 = time.perf_counter()
         result = train(config, run, force=True, log=print, progress=False)
         train_s = time.perf_counter() - t0
-        sparse = result.model.cond_linear
-        sparse = {"nnz": len(sparse.rows), "lower_triangle": config.latent * (config.latent + 1) // 2, "knots": len(sparse.knots)}
+        path = result.model.cond_linear
+        sparse = {"nnz": len(path.rows), "lower_triangle": config.latent * (config.latent + 1) // 2, "knots": len(path.knots)}
         export_decoder(run)
         check = check_prior(run, draws=1000, out=run)
         export_decoder(run)  # again, so the decoder's metadata carries the check

@@ -125,7 +125,7 @@ def dense_to_rows(factor, G: int, K: int, source: str) -> dict:
     if factor.shape != (G, K, K):
         raise SurrogateError(f"{source}: lin_factor has shape {factor.shape}, expected {(G, K, K)} from G={G}, K={K}")
     rows, cols = np.tril_indices(K)
-    return {"lin_nnz": len(rows), "lin_w": factor[:, rows, cols], "lin_v": cols + 1, "lin_u": np.searchsorted(rows, np.arange(K + 1)) + 1}
+    return {"lin_nnz": len(rows), "lin_w": factor[:, rows, cols], "lin_v": cols + 1, "lin_u": row_starts(rows, K)}
 
 
 def check_rows(raw: dict, G: int, K: int, nnz: int, source: str) -> tuple[np.ndarray, np.ndarray]:
@@ -147,6 +147,11 @@ def check_rows(raw: dict, G: int, K: int, nnz: int, source: str) -> tuple[np.nda
     if len(u) and (u[0] != 1 or u[-1] != nnz + 1 or (np.diff(u) < 0).any()):
         raise SurrogateError(f"{source}: lin_u must rise from 1 to lin_nnz + 1 = {nnz + 1}, found {u[:3].tolist()}..{u[-1]}")
     return v, u
+
+
+def row_starts(rows: np.ndarray, K: int) -> np.ndarray:
+    """The 1-based row starts ``lin_u`` [K + 1] of entries in row order with 0-based ``rows``."""
+    return np.searchsorted(rows, np.arange(K + 1)) + 1
 
 
 def rows_of(u: np.ndarray) -> np.ndarray:

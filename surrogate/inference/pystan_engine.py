@@ -305,20 +305,10 @@ def plain_json(value):
 
 
 async def post_with_data(client, path: str, payload: dict, data_text: str):
-    """POST ``payload`` plus ``"data"`` given as JSON text (serialised once for every chain)."""
+    """POST ``payload`` plus ``"data"`` given as JSON text (serialised once for every chain) through pystan's
+    ``HttpstanClient`` session; answers as its ``post`` does."""
+    from stan.common import HTTPResponse
+
     body = json.dumps(payload)[:-1] + ', "data": ' + data_text + "}"
-    session, base = getattr(client, "session", None), getattr(client, "base_url", None)
-    if session is None or base is None:  # another client than pystan's HttpstanClient
-        return await client.post(path, json=payload | {"data": json.loads(data_text)})
-    async with session.post(f"{base}{path}", data=body.encode(), headers={"Content-Type": "application/json"}) as resp:
-        return _Response(resp.status, await resp.read())
-
-
-class _Response:
-    """What pystan's client returns: ``status``, ``content`` and ``json()``."""
-
-    def __init__(self, status: int, content: bytes):
-        self.status, self.content = status, content
-
-    def json(self):
-        return json.loads(self.content)
+    async with client.session.post(f"{client.base_url}{path}", data=body.encode(), headers={"Content-Type": "application/json"}) as resp:
+        return HTTPResponse(status=resp.status, content=await resp.read())

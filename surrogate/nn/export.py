@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from surrogate.data.mnist import IMAGE_DATASETS
-from surrogate.decoder.io import meta_path_for, to_json_data, validate_decoder_data, weights_hash
+from surrogate.decoder.io import meta_path_for, row_starts, rows_of, to_json_data, validate_decoder_data, weights_hash
 from surrogate.decoder.schema import DECODER_FORMAT, HIDDEN_CODES, MAX_HIDDEN, OUTPUT_CODES, name_of
 from surrogate.fileio import write_json, write_text
 from surrogate.nn.checkpoint import load_model, versions
@@ -107,7 +107,7 @@ def decoder_stan_data(model: MLPAutoencoder, activation: str, output_activation:
         rows, cols = path.rows.cpu().numpy(), path.cols.cpu().numpy()
         assert (np.diff(rows) >= 0).all(), "the path's entries must be in row order (compressed rows)"
         data |= {"lin_knots": as_float64(path.knots), "lin_nnz": len(rows), "lin_w": as_float64(path.values), "lin_v": cols + 1,
-                 "lin_u": np.searchsorted(rows, np.arange(K + 1)) + 1, "lin_basis": as_float64(path.basis)}  # fmt: skip
+                 "lin_u": row_starts(rows, K), "lin_basis": as_float64(path.basis)}  # fmt: skip
         assert data["lin_w"].shape == (data["G"], len(rows)), f"lin_w has shape {data['lin_w'].shape}, expected {(data['G'], len(rows))}"
         assert data["lin_basis"].shape == (data["D"], K), f"lin_basis has shape {data['lin_basis'].shape}, expected {(data['D'], K)}"
     return validate_decoder_data(data, "exported decoder")
@@ -204,8 +204,6 @@ class StanDecoder(nn.Module):
             from surrogate.nn.linear_path import ConditionedLinearPath
 
             self.path = ConditionedLinearPath(data["D"], data["K"], data["G"])
-            from surrogate.decoder.io import rows_of
-
             self.path.set_path({"knots": data["lin_knots"], "rows": rows_of(data["lin_u"]), "cols": data["lin_v"] - 1, "values": data["lin_w"],
                                 "basis": data["lin_basis"]})  # fmt: skip
 

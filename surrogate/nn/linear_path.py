@@ -140,13 +140,6 @@ def conditioned_path(covariance: Callable[[float], np.ndarray], lo: float, hi: f
             "kept_share_min": share, "sparse": sparse}  # fmt: skip
 
 
-def dense_factor(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, latent: int) -> np.ndarray:
-    """The factors [G, K, K] of a compressed-row path."""
-    out = np.zeros((len(values), latent, latent))
-    out[:, rows, cols] = values
-    return out
-
-
 def catmull_rom(t: torch.Tensor) -> torch.Tensor:
     """Weights [..., 4] of the knots g-1, g, g+1, g+2 at the fraction ``t`` of the way from knot g to g+1:
     the Catmull-Rom cubic, which passes through the knots with continuous first derivatives (so

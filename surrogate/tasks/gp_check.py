@@ -47,6 +47,13 @@ def linear_floor(C: np.ndarray, k: int) -> float:
 NOISE_MARGIN = 1.5
 
 
+def passes(row: dict, max_cov_error: float) -> bool:
+    """Whether a check row's covariance error is within the limit, or no worse than exact draws' at the same
+    count (where the sampling error itself exceeds the limit, as for short lengthscales on large grids, the
+    check cannot ask more of the decoder than of the prior; more draws sharpen it)."""
+    return row["cov_error"] <= max(max_cov_error, row["cov_error_floor"])
+
+
 def worse_than_linear(row: dict) -> bool:
     """Whether a check row's decoder is worse than its rank-K linear floor, beyond sampling noise."""
     return row["cov_error"] > row["cov_error_linear"] + NOISE_MARGIN * row["cov_error_floor"]
@@ -120,7 +127,7 @@ def check_prior(run_dir, draws: int = 2000, lengthscales: tuple[float, ...] | No
                "variance_ratio_median": float(np.median(ratio)), "marginal_variance": float((dec**2).mean()), "kernel_variance": mean_variance,
                "mmd2": mmd, "mmd_p_value": p_value}  # fmt: skip
         row["worse_than_linear"] = worse_than_linear(row)
-        row["passed"] = row["cov_error"] <= max_cov_error
+        row["passed"] = passes(row, max_cov_error)
         rows.append(row)
         panels.append((ell, kernel, dec, exact))
     result = {"run_dir": str(run_dir), "dataset": config.dataset, "kernel": prior.kernel, "grid": prior.n, "latent": model.latent_dim,

@@ -13,7 +13,7 @@ from surrogate.decoder.io import validate_decoder_data
 from surrogate.errors import SurrogateError
 from surrogate.nn.config import TrainConfig
 from surrogate.nn.export import decoder_stan_data, torch_decoder
-from surrogate.nn.linear_path import KNOTS, SPARSE_TOL, auto_latent, conditioned_path, dense_factor
+from surrogate.nn.linear_path import KNOTS, SPARSE_TOL, auto_latent, conditioned_path
 from surrogate.nn.models import MLPAutoencoder, build_model
 
 PRIOR = GPPrior(1, 40, "matern52", (0.2, 0.6))
@@ -82,7 +82,7 @@ def test_export_and_rebuilt_decoder():
     plain = validate_decoder_data({k: v for k, v in data.items() if k not in path_keys}, "old.json")
     assert plain["G"] == 0 and plain["lin_basis"].shape == (0, 0) and plain["lin_nnz"] == 0  # files from before the path read as none
     # files from before the factor was sparse (a dense lin_factor [G, K, K]) read as its lower triangle: the same decoder
-    dense = dense_factor(model.cond_linear.rows.numpy(), model.cond_linear.cols.numpy(), model.cond_linear.values.numpy(), 6)
+    dense = model.cond_linear.factor().numpy()
     old = validate_decoder_data({k: v for k, v in data.items() if k not in ("lin_nnz", "lin_w", "lin_v", "lin_u")} | {"lin_factor": dense}, "old.json")
     assert old["lin_nnz"] == 21 and old["lin_u"].tolist() == [1, 2, 4, 7, 11, 16, 22]
     with torch.no_grad():

@@ -124,8 +124,19 @@ def test_briefly_trained_surrogate_reproduces_the_kernel(gp_vae):
     assert check["worse_than_linear"] == (check["cov_error"] > check["cov_error_linear"] + 1.5 * check["cov_error_floor"])
     assert "linear" in result.output and "floor" in result.output
     assert (gp_vae / "check_prior.png").stat().st_size > 10_000
-    strict = CliRunner().invoke(main, ["check-prior", str(gp_vae), "--draws", "200", "--max-cov-error", "0.01", "--out", str(gp_vae / "strict")])
+    # 1,000 draws: with fewer, exact draws' own error exceeds the limit and a decoder no worse than them passes
+    strict = CliRunner().invoke(main, ["check-prior", str(gp_vae), "--draws", "1000", "--max-cov-error", "0.01", "--out", str(gp_vae / "strict")])
     assert strict.exit_code == 1 and "prior check failed: relative covariance error" in strict.output
+
+
+def test_a_decoder_at_the_sampling_floor_passes():
+    """Where exact draws' own error exceeds the limit (short lengthscales, many cells, few draws), a decoder no
+    worse than them passes; one worse than them and the limit fails."""
+    from surrogate.tasks.gp_check import passes
+
+    assert passes({"cov_error": 0.274, "cov_error_floor": 0.283}, 0.2)  # the 50x50 short decoder at ell 0.075
+    assert not passes({"cov_error": 0.30, "cov_error_floor": 0.283}, 0.2)
+    assert passes({"cov_error": 0.15, "cov_error_floor": 0.05}, 0.2) and not passes({"cov_error": 0.25, "cov_error_floor": 0.05}, 0.2)
 
 
 @pytest.fixture(scope="session")
