@@ -63,10 +63,13 @@ def write_json(path: str | os.PathLike, obj, indent: int | None = 2) -> None:
 
 
 def pyplot():
-    """matplotlib.pyplot on the file-only Agg backend (no display needed)."""
+    """matplotlib.pyplot on the file-only Agg backend (no display needed); in a Jupyter kernel, its own (inline) backend."""
+    import sys
+
     import matplotlib
 
-    matplotlib.use("Agg")
+    if "ipykernel" not in sys.modules:
+        matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     return plt

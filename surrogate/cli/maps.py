@@ -8,6 +8,9 @@ import click
 
 from surrogate.cli.common import CONTEXT, float_list, main, user_errors
 from surrogate.cli.fit import sampler_options
+from surrogate.priors import exact_models
+
+FIT_MODELS = ("surrogate", *exact_models())
 
 
 def names_list(ctx, param, value):
@@ -26,7 +29,7 @@ def names_list(ctx, param, value):
 @click.option("--population", help="Population column: expected counts at the overall rate (internal standardisation).")
 @click.option("--offset", help="A column already on the log scale, added to the linear predictor.")
 @click.option("--covariates", callback=names_list, help="Comma-separated covariate columns (standardised by the tool).")
-@click.option("--model", default="surrogate", type=click.Choice(["surrogate", "bym2", "icar", "car", "gp"]),
+@click.option("--model", default="surrogate", type=click.Choice(list(FIT_MODELS)),
               help="surrogate (needs --decoder), or the exact bym2, icar, car or gp model.")
 @click.option("--decoder", type=click.Path(dir_okay=False, path_type=Path),
               help="decoder.json of a run trained with --prior on this domain (needed by surrogate; sets the exact model's prior).")

@@ -71,21 +71,11 @@ def train(ctx, out, data_dir, resume, force, map_, **options):
     options["points"] = str(options["points"].resolve()) if options["points"] else None
     if options["prior"] and ctx.get_parameter_source("dataset") == click.core.ParameterSource.DEFAULT:
         options["dataset"] = "spatial"
-    if options["latent"] == "auto":
-        from surrogate.nn.linear_path import auto_latent
+    from surrogate.api.train import resolve_latent
 
-        probe = TrainConfig(**{**options, "latent": 1, "model": "vae"})
-        if not probe.is_simulated:
-            raise SurrogateError(f"--latent auto needs a simulated prior (a GP dataset or --prior), whose eigenvalue spectrum sets K; found dataset {options['dataset']}")
-        spec = auto_latent(*probe.prior_covariance())
-        options["latent"] = spec["latent"]
-        click.echo(f"latent auto: {spec['latent']} dimensions keep {100 * spec['kept_share_min']:.1f}% of the prior's variance "
-                   f"(at least 99%) and {100 * spec['kept_local_min']:.1f}% at every location (at least 95%), over its whole range")  # fmt: skip
-    else:
-        try:
-            options["latent"] = int(options["latent"])
-        except ValueError:
-            raise SurrogateError(f"latent must be a positive integer or auto, found {options['latent']!r}") from None
+    options["latent"], message = resolve_latent(options["latent"], TrainConfig(**{**options, "latent": 1, "model": "vae"}))
+    if message:
+        click.echo(message)
     settings = options
     if resume and (out / "config.json").is_file():
         # Options not given on the command line come from the saved run.

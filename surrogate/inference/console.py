@@ -49,8 +49,25 @@ def echo_log(text: str) -> None:
 # progress
 
 
+def in_notebook() -> bool:
+    """Whether this process is a Jupyter kernel (bars then render as notebook widgets, through tqdm.auto)."""
+    shell = sys.modules.get("IPython") and getattr(sys.modules["IPython"], "get_ipython", lambda: None)()
+    return type(shell).__name__ == "ZMQInteractiveShell"
+
+
 def _live(stream) -> bool:
-    return bool(getattr(stream, "isatty", lambda: False)())
+    return in_notebook() or bool(getattr(stream, "isatty", lambda: False)())
+
+
+def _bar(**kwargs):
+    """A tqdm bar: tqdm.auto's widget in a notebook, the terminal's otherwise."""
+    if in_notebook():
+        from tqdm.auto import tqdm as auto_tqdm
+
+        for key in ("file", "nrows", "ncols", "position"):
+            kwargs.pop(key, None)
+        return auto_tqdm(**kwargs)
+    return tqdm(**kwargs)
 
 
 def _size() -> dict:
@@ -73,7 +90,7 @@ class ChainBars:
         self.t0 = time.perf_counter()
         self.bars = []
         if self.live:
-            self.bars = [tqdm(total=self.total, desc=f"chain {c + 1}", position=c, leave=True, file=self.stream, unit="it",
+            self.bars = [_bar(total=self.total, desc=f"chain {c + 1}", position=c, leave=True, file=self.stream, unit="it",
                               **_size(), postfix="warmup" if warmup else "sampling") for c in range(chains)]  # fmt: skip
 
     def update(self, chain: int, iteration: int, sampling: bool) -> None:
@@ -110,7 +127,7 @@ class TotalBar:
         self.live = _live(self.stream)
         self.total, self.desc, self.done = total, desc, 0
         self.t0 = time.perf_counter()
-        self.bar = tqdm(total=total, desc=desc, file=self.stream, unit="it", **_size()) if self.live else None
+        self.bar = _bar(total=total, desc=desc, file=self.stream, unit="it", **_size()) if self.live else None
 
     def start(self, label: str, chains: int, warmup: int, draws: int) -> None:
         self.run_total = warmup + draws

@@ -27,6 +27,7 @@ class FitResult:
     diagnostics: dict  # JSON-able: what diagnostics.json holds
     text: str  # the printed summary
     out: Path | None = None  # the fit folder, when one was written
+    log: str = ""  # the engines' messages (engine.log)
 
 
 def write_fit_dir(out: str | Path, result: FitResult, summary=None, log: str = "", extra_json: dict | None = None) -> Path:

@@ -10,6 +10,7 @@ warnings and each chain's Stan messages go into the run's log, progress into
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import json
 import multiprocessing
@@ -41,6 +42,17 @@ def first_line(text, limit: int = 400) -> str:
     return line if len(line) <= limit else line[:limit] + " ..."
 
 
+def run_coroutine(coro):
+    """``asyncio.run(coro)``; inside a running event loop (a Jupyter kernel runs one), the same in a worker
+    thread with a loop of its own, so the embedded engine works in notebooks without nest_asyncio."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="surrogate-pystan") as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
 class PyStanEngine:
     """PyStan 3 (httpstan): compiles once per program text, caches the model on disk."""
 
@@ -57,18 +69,6 @@ class PyStanEngine:
             raise SurrogateError(f"engine pystan is not usable: {exc}; pip install 'pystan>=3.10' 'setuptools<81'") from None
         self.stan, self.httpstan = stan, httpstan
 
-    @staticmethod
-    def check_event_loop() -> None:
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return
-        raise SurrogateError(
-            "PyStan cannot run inside a running asyncio event loop (Jupyter and IPython kernels run one). "
-            "Call `import nest_asyncio; nest_asyncio.apply()` first, run from a script or the `surrogate` "
-            "command, or use engine='cmdstan'"
-        )
-
     @contextlib.contextmanager
     def client(self):
         with console.known_noise():
@@ -81,7 +81,6 @@ class PyStanEngine:
 
     def _build(self, program, data: dict, seed: int) -> tuple[object, str, str]:
         """(model, program name, stanc's warnings)."""
-        self.check_event_loop()
         name, source = program_source(program)
         data = plain_json(data)
         model_name = self.httpstan.models.calculate_model_name(source)
@@ -104,7 +103,6 @@ class PyStanEngine:
 
     def compile(self, program) -> bool:
         """Compile ``program`` into httpstan's cache unless it is there; True if it was compiled now."""
-        self.check_event_loop()
         name, source = program_source(program)
         model_name = self.httpstan.models.calculate_model_name(source)
         with self.compiling(model_name):
@@ -116,7 +114,7 @@ class PyStanEngine:
                     async with client:
                         await self.post_model(client, name, source)
 
-            asyncio.run(go())
+            run_coroutine(go())
             return True
 
     @staticmethod
@@ -143,7 +141,7 @@ class PyStanEngine:
             constrained = sum((tuple(p["constrained_names"]) for p in params), ())
             return self.stan.model.Model(model_name, source, data, names, constrained, dims, seed), name, stanc
 
-        return asyncio.run(go())
+        return run_coroutine(go())
 
     # --- sample ---
     def run(self, program, data: dict, settings: SamplerSettings, fixed_param: bool = False) -> StanFit:
@@ -171,7 +169,7 @@ class PyStanEngine:
         ok = False
         try:
             with self.fits_in_use(model.model_name) as lock:
-                outputs = asyncio.run(self._sample(model, FIXED_PARAM if fixed_param else NUTS, inits, kwargs, progress, name))
+                outputs = run_coroutine(self._sample(model, FIXED_PARAM if fixed_param else NUTS, inits, kwargs, progress, name))
             ok = True
         finally:
             progress.finish(ok)

@@ -14,7 +14,7 @@ import torch
 import surrogate
 from surrogate.errors import SurrogateError
 from surrogate.fileio import atomic_path
-from surrogate.nn.config import TrainConfig
+from surrogate.nn.config import TrainConfig, relocated
 from surrogate.nn.models import MLPAutoencoder, build_model
 
 CHECKPOINT_FORMAT = "surrogate-checkpoint/1"
@@ -48,7 +48,7 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         found = state.get("format") if isinstance(state, dict) else type(state).__name__
         raise SurrogateError(f"{path} is not a surrogate checkpoint: format {found!r}, expected {CHECKPOINT_FORMAT!r}")
-    state["config"] = TrainConfig.from_dict(json.loads(state["config"]))
+    state["config"] = TrainConfig.from_dict(relocated(json.loads(state["config"]), path.parent))
     return state
 
 

@@ -267,7 +267,7 @@ class TrainConfig:
     @classmethod
     def load(cls, path: str | Path) -> "TrainConfig":
         try:
-            return cls.from_dict(json.loads(Path(path).read_text()))
+            return cls.from_dict(relocated(json.loads(Path(path).read_text()), Path(path).parent))
         except (OSError, json.JSONDecodeError) as exc:
             raise SurrogateError(f"cannot read config {path}: {exc}") from None
 
@@ -285,6 +285,19 @@ class TrainConfig:
             for k in mine
             if k not in self.RESUMABLE_CHANGES and mine[k] != theirs[k]
         ]
+
+
+#: where a run keeps a domain it was given in memory (``Domain.write``)
+RUN_DOMAIN_FILES = {"map": "domain.gpkg", "points": "domain.csv"}
+
+
+def relocated(d: dict, run_dir: Path) -> dict:
+    """A saved config whose domain file was written into its run folder, pointed at that folder's copy once
+    the folder has moved (``Surrogate.save``, a copied run)."""
+    for key, name in RUN_DOMAIN_FILES.items():
+        if d.get(key) and Path(d[key]).name == name and (run_dir / name).is_file():
+            d = {**d, key: str((run_dir / name).resolve())}
+    return d
 
 
 def as_tuple(value) -> tuple[float, ...]:

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from surrogate.errors import SurrogateError, check_choice, check_positive_int
+from surrogate.fileio import atomic_path, write_text
 
 DOMAIN_KINDS = ("grid", "points", "areas")
 CONTIGUITY = ("queen", "rook")
@@ -41,6 +42,52 @@ class Domain:
     source: str = ""  # the file it was read from (provenance only: not hashed)
     contiguity: str | None = None  # queen | rook (maps and grids)
     geometry: object = None  # the GeoSeries of a map (for choropleths), aligned with ids
+    id_column: str | None = None  # the column that named the ids (maps and sites; not hashed)
+
+    # --- constructors (the public API: ``sg.Domain.from_map(...)``) ---
+    @classmethod
+    def from_map(cls, source, id: str | None = None, contiguity: str = "queen") -> "Domain":
+        """Areas of a shapefile, GeoJSON or GeoPackage path, or of a GeoDataFrame; ``id`` names the id column."""
+        if isinstance(source, (str, Path)):
+            return read_map(source, id, contiguity)
+        return map_domain(source, id, contiguity, "")
+
+    @classmethod
+    def from_points(cls, source, id: str = "id", x: str = "x", y: str = "y") -> "Domain":
+        """Sites of a CSV path or a DataFrame with an id column and coordinate columns ``x``, ``y``."""
+        if isinstance(source, (str, Path)):
+            return read_points(source, id, x, y)
+        return points_domain(source, id, x, y, "")
+
+    @classmethod
+    def grid(cls, n: int, contiguity: str = "rook") -> "Domain":
+        """An ``n x n`` grid on the unit square (row-major), a domain like any other."""
+        return grid_domain(n, contiguity)
+
+    def to_geodataframe(self, **columns):
+        """A GeoDataFrame of the locations (polygons of a map, points otherwise) with ``id`` and ``columns``."""
+        import geopandas as gpd
+
+        geometry = self.geometry if self.geometry is not None else gpd.points_from_xy(self.coords[:, 0], self.coords[:, 1])
+        return gpd.GeoDataFrame({self.id_column or "id": list(self.ids), **columns}, geometry=geometry, crs=getattr(self.geometry, "crs", None))
+
+    def write(self, folder: str | Path) -> dict:
+        """Write what re-reads this domain into ``folder`` (a map: domain.gpkg; sites: domain.csv); the reader's arguments."""
+        folder = Path(folder)
+        if self.kind == "grid":
+            return {"grid": int(round(np.sqrt(self.size)))}
+        column = self.id_column or "id"
+        if self.kind == "points":
+            import pandas as pd
+
+            path = folder / "domain.csv"
+            write_text(path, pd.DataFrame({column: list(self.ids), "x": self.coords[:, 0], "y": self.coords[:, 1]}).to_csv(index=False))
+            return {"points": str(path), "id_column": column}
+        path = folder / "domain.gpkg"
+        with atomic_path(path) as tmp, warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a map without a CRS; a temporary name without the .gpkg suffix
+            self.to_geodataframe().to_file(tmp, driver="GPKG", layer="domain")
+        return {"map": str(path), "id_column": column, "contiguity": self.contiguity}
 
     @property
     def size(self) -> int:
@@ -150,7 +197,6 @@ def _check_column(columns, column: str | None, source: str) -> str:
 def read_map(path: str | Path, id_column: str | None, contiguity: str = "queen") -> Domain:
     """The areal domain of a shapefile, GeoJSON or GeoPackage with an id column."""
     import geopandas as gpd
-    from libpysal.weights import Queen, Rook
 
     check_choice("contiguity", contiguity, CONTIGUITY)
     path = Path(path)
@@ -160,21 +206,33 @@ def read_map(path: str | Path, id_column: str | None, contiguity: str = "queen")
         gdf = gpd.read_file(path)
     except Exception as exc:  # pyogrio raises its own DataSourceError, fiona others
         raise SurrogateError(f"cannot read map {path}: {exc}") from None
+    return map_domain(gdf, id_column, contiguity, str(path))
+
+
+def map_domain(gdf, id_column: str | None, contiguity: str = "queen", source: str = "") -> Domain:
+    """The areal domain of a GeoDataFrame (``source``: the file it came from, for messages and provenance)."""
+    from libpysal.weights import Queen, Rook
+
+    check_choice("contiguity", contiguity, CONTIGUITY)
+    where = f"map {source}" if source else "the GeoDataFrame"
+    if not hasattr(gdf, "geometry"):
+        raise SurrogateError(f"a map must be a GeoDataFrame or a file path, found {type(gdf).__name__}")
     if len(gdf) == 0:
-        raise SurrogateError(f"map {path} has no features")
-    column = _check_column([c for c in gdf.columns if c != gdf.geometry.name], id_column, f"map {path}")
-    ids = _check_ids(gdf[column].tolist(), column, f"map {path}")
+        raise SurrogateError(f"{where} has no features")
+    column = _check_column([c for c in gdf.columns if c != gdf.geometry.name], id_column, where)
+    ids = _check_ids(gdf[column].tolist(), column, where)
     geom = gdf.geometry
     bad = [ids[i] for i in np.flatnonzero(geom.isna().values | ~geom.geom_type.isin(["Polygon", "MultiPolygon"]).values)]
     if bad:
-        raise SurrogateError(f"map {path}: areas need polygon geometries; these have none or another type: {', '.join(bad[:5])}")
+        raise SurrogateError(f"{where}: areas need polygon geometries; these have none or another type: {', '.join(bad[:5])}")
+    gdf = gdf.reset_index(drop=True)
     weights = (Queen if contiguity == "queen" else Rook).from_dataframe(gdf, use_index=False, silence_warnings=True)
     edges = edges_from_neighbors(weights.neighbors, list(range(len(gdf))))
     with warnings.catch_warnings():  # a geographic CRS: centroids and areas in degrees, as documented
         warnings.simplefilter("ignore", UserWarning)
         centroids, areas = geom.centroid, geom.area.values.astype(float)
     coords = np.column_stack([centroids.x.values, centroids.y.values]).astype(float)
-    return Domain("areas", ids, coords, edges, areas, str(path), contiguity, geom.reset_index(drop=True))
+    return Domain("areas", ids, coords, edges, areas, source, contiguity, geom.reset_index(drop=True), column)
 
 
 def read_points(path: str | Path, id_column: str | None = "id", x: str = "x", y: str = "y") -> Domain:
@@ -188,15 +246,23 @@ def read_points(path: str | Path, id_column: str | None = "id", x: str = "x", y:
         table = pd.read_csv(path, dtype={id_column: str} if id_column else None)
     except Exception as exc:
         raise SurrogateError(f"cannot read points file {path}: {exc}") from None
-    column = _check_column(list(table.columns), id_column or "id", f"points file {path}")
+    return points_domain(table, id_column or "id", x, y, str(path))
+
+
+def points_domain(table, id_column: str = "id", x: str = "x", y: str = "y", source: str = "") -> Domain:
+    """The point domain of a DataFrame of sites."""
+    where = f"points file {source}" if source else "the sites table"
+    if not hasattr(table, "columns"):
+        raise SurrogateError(f"sites must be a DataFrame or a CSV path, found {type(table).__name__}")
+    column = _check_column(list(table.columns), id_column, where)
     for c in (x, y):
         if c not in table.columns:
-            raise SurrogateError(f"points file {path} has no coordinate column {c!r}; its columns: {', '.join(table.columns)}")
+            raise SurrogateError(f"{where} has no coordinate column {c!r}; its columns: {', '.join(map(str, table.columns))}")
     coords = table[[x, y]].to_numpy(dtype=float)
     if not np.isfinite(coords).all():
-        raise SurrogateError(f"points file {path}: coordinates must be finite numbers; row {int(np.flatnonzero(~np.isfinite(coords).all(1))[0])} is not")
-    ids = _check_ids(table[column].tolist(), column, f"points file {path}")
-    return Domain("points", ids, coords, source=str(path))
+        raise SurrogateError(f"{where}: coordinates must be finite numbers; row {int(np.flatnonzero(~np.isfinite(coords).all(1))[0])} is not")
+    ids = _check_ids(table[column].tolist(), column, where)
+    return Domain("points", ids, coords, source=source, id_column=column)
 
 
 @lru_cache(maxsize=8)

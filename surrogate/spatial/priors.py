@@ -1,22 +1,11 @@
-"""Spatial priors on a domain, drawn exactly: the training data of PriorVAE / PriorCVAE / aggVAE on a map.
+"""A spatial prior bound to a domain, drawn exactly: the training data of PriorVAE / PriorCVAE / aggVAE on a map.
 
 Every prior is at unit scale; the programs in ``stan/areas_*.stan`` multiply the field by
 its standard deviation ``sigma`` (a parameter), so a decoder trained here serves any scale.
-
-- ``gp``: a GP at the sites or area centroids, ``k(d / ell)`` with unit variance; the
-  lengthscale (map units) fixed or Uniform(lo, hi), the PriorCVAE's condition.
-- ``icar``: the intrinsic CAR, scaled (Riebler et al. 2016) so that the geometric mean of its
-  marginal variances is 1, with a sum-to-zero constraint per connected component.
-- ``bym2``: ``sqrt(1 - rho) * theta + sqrt(rho) * phi`` with ``theta ~ N(0, I)`` and ``phi``
-  the scaled ICAR; ``rho ~ Uniform(lo, hi)`` (the CVAE's condition when it is a range).
-- ``car``: the proper CAR, precision ``D - alpha W``, ``alpha ~ Uniform(lo, hi)`` (PriorVAE's
-  CAR experiments condition a CVAE on it).
-- ``agg-gp``: aggVAE: a GP on a fine grid over the map, averaged within each polygon.
-
-Islands (areas without neighbours) follow a rule, as Freni-Sterrantino et al. (2018) do for
-BYM2: ``refuse`` (the default: an error naming them), ``independent`` (each island gets an
-independent N(0, 1) effect; every other component its own constraint and scaling) or
-``nearest`` (each island is joined to the area with the nearest centroid).
+The kinds (``gp``, ``icar``, ``bym2``, ``car``, ``agg-gp``) are the classes of
+:mod:`surrogate.priors`, one module each, found by name in its registry; this module holds
+what they share: the bound prior, its cached factorisations, its spectrum and its draws.
+The island rules and scaling factors live in :mod:`surrogate.spatial.graph`.
 """
 
 from __future__ import annotations
@@ -27,112 +16,20 @@ from functools import cached_property
 import numpy as np
 import torch
 
-from surrogate.data.gp import JITTER, KERNELS, check_range, kernel_matrix
-from surrogate.errors import SurrogateError, check_choice, check_positive_int
+from surrogate.errors import check_choice, check_positive_int
+from surrogate.priors import REGISTRY, prior_class
 from surrogate.spatial.domain import Domain
+from surrogate.spatial.graph import (  # noqa: F401  (re-exported)
+    ISLAND_RULES,
+    Graph,
+    car_precision,
+    icar_factor,
+    icar_precision,
+    prepare_graph,
+    scaling_factor,
+)
 
-PRIORS = ("gp", "icar", "bym2", "car", "agg-gp")
-ISLAND_RULES = ("refuse", "independent", "nearest")
-CONDITION = {"gp": "lengthscale", "agg-gp": "lengthscale", "car": "alpha", "bym2": "rho", "icar": None}
-DEFAULT_RANGE = {"car": (0.1, 0.99), "bym2": (0.0, 1.0)}
-
-
-def check_unit_range(name: str, value, upper_open: bool = False) -> tuple[float, float]:
-    """A fixed value or (lo, hi) inside [0, 1] (alpha: [0, 1))."""
-    pair = (float(value), float(value)) if np.isscalar(value) else tuple(float(v) for v in value)
-    pair = pair * 2 if len(pair) == 1 else pair
-    if len(pair) != 2 or not all(np.isfinite(pair)):
-        raise SurrogateError(f"{name} must be one number or two (lo,hi), found {value!r}")
-    lo, hi = pair
-    if lo < 0 or hi > 1 or (upper_open and hi >= 1):
-        raise SurrogateError(f"{name} must lie in [0, {'1)' if upper_open else '1]'}, found {lo},{hi}")
-    if lo > hi:
-        raise SurrogateError(f"{name} prior bounds are inverted: lower {lo} > upper {hi}")
-    return lo, hi
-
-
-@dataclass(frozen=True)
-class Graph:
-    """The adjacency a prior uses, after its island rule."""
-
-    edges: np.ndarray  # [E, 2] 0-based
-    components: tuple[np.ndarray, ...]  # components of two or more areas
-    islands: np.ndarray  # areas with no neighbours (independent N(0, 1) effects)
-    scale: np.ndarray  # [N] the Riebler scaling factor of each area's component (1 for islands)
-    added: tuple[tuple[str, str], ...] = ()  # links the nearest rule added (ids)
-
-
-def icar_precision(n: int, edges: np.ndarray) -> np.ndarray:
-    Q = np.zeros((n, n))
-    Q[edges[:, 0], edges[:, 1]] = Q[edges[:, 1], edges[:, 0]] = -1.0
-    Q[np.diag_indices(n)] = -Q.sum(1)
-    return Q
-
-
-def scaling_factor(Q: np.ndarray) -> float:
-    """Geometric mean of the marginal variances of the ICAR with precision ``Q`` under sum-to-zero (Riebler et al. 2016)."""
-    lam, V = np.linalg.eigh(Q)
-    keep = lam > 1e-9 * lam.max()
-    cov = (V[:, keep] / lam[keep]) @ V[:, keep].T  # the generalised inverse
-    return float(np.exp(np.mean(np.log(np.diag(cov)))))
-
-
-def prepare_graph(domain: Domain, islands: str = "refuse", prior: str = "icar") -> Graph:
-    """Components, islands and scaling factors of ``domain`` under an island rule."""
-    check_choice("islands", islands, ISLAND_RULES)
-    if not domain.has_adjacency:
-        raise SurrogateError(f"prior {prior} needs a neighbourhood structure: give --map (polygons) or --grid, not --points")
-    edges, added = domain.edges, []
-    lonely = np.flatnonzero(domain.degrees == 0)
-    if lonely.size and islands == "refuse":
-        names = ", ".join(domain.ids[i] for i in lonely[:10])
-        raise SurrogateError(f"the map has {lonely.size} island(s) without neighbours ({names}); prior {prior} needs a rule: "
-                             "--islands independent (an independent effect per island, Freni-Sterrantino et al. 2018) "
-                             "or --islands nearest (join each to the nearest area)")  # fmt: skip
-    if lonely.size and islands == "nearest":
-        if domain.size < 2:
-            raise SurrogateError("--islands nearest needs at least two areas")
-        d = np.linalg.norm(domain.coords[lonely, None, :] - domain.coords[None, :, :], axis=-1)
-        d[np.arange(lonely.size), lonely] = np.inf
-        near = d.argmin(1)
-        new = np.sort(np.column_stack([lonely, near]), axis=1)
-        edges = np.unique(np.vstack([edges, new]), axis=0)
-        added = [(domain.ids[a], domain.ids[b]) for a, b in zip(lonely, near)]
-    n = domain.size
-    deg = np.bincount(edges.ravel(), minlength=n)
-    work = Domain(domain.kind, domain.ids, domain.coords, edges, contiguity=domain.contiguity)
-    comps = tuple(c for c in work.components() if len(c) > 1)
-    scale = np.ones(n)
-    for c in comps:
-        index = {v: i for i, v in enumerate(c)}
-        inside = np.isin(edges[:, 0], c)
-        local = np.vectorize(index.get)(edges[inside]) if inside.any() else np.zeros((0, 2), int)
-        scale[c] = scaling_factor(icar_precision(len(c), local.reshape(-1, 2)))
-    return Graph(edges, comps, np.flatnonzero(deg == 0), scale, tuple(added))
-
-
-def icar_factor(domain: Domain, graph: Graph) -> np.ndarray:
-    """``A`` with ``A @ eps`` (eps ~ N(0, I)) a draw of the scaled ICAR (cov ``A A^T``)."""
-    n = domain.size
-    A = np.zeros((n, n))
-    Q = icar_precision(n, graph.edges)
-    for c in graph.components:
-        sub = Q[np.ix_(c, c)]
-        lam, V = np.linalg.eigh(sub)
-        keep = lam > 1e-9 * lam.max()
-        A[np.ix_(c, c[: keep.sum()])] = V[:, keep] / np.sqrt(lam[keep]) / np.sqrt(graph.scale[c][0])
-    A[graph.islands, graph.islands] = 1.0
-    return A
-
-
-def car_precision(domain: Domain, graph: Graph, alpha: float) -> np.ndarray:
-    """``D - alpha W`` (islands: precision 1, independent)."""
-    n = domain.size
-    W = np.zeros((n, n))
-    W[graph.edges[:, 0], graph.edges[:, 1]] = W[graph.edges[:, 1], graph.edges[:, 0]] = 1.0
-    deg = W.sum(1)
-    deg[graph.islands] = 1.0
-    return np.diag(deg) - alpha * W
+PRIORS = tuple(REGISTRY)
 
 
 @dataclass(frozen=True, eq=False)
@@ -147,28 +44,35 @@ class SpatialPrior:
     agg_grid: int = 30  # agg-gp: points per axis of the fine grid over the map's bounding box
 
     def __post_init__(self):
-        check_choice("prior", self.kind, PRIORS)
-        name = CONDITION[self.kind]
-        if self.kind in ("gp", "agg-gp"):
-            check_choice("kernel", self.kernel, KERNELS)
-            ext = self.domain.extent
-            value = self.condition if self.condition is not None else (0.05 * ext, 0.5 * ext)
-            object.__setattr__(self, "condition", check_range("lengthscale", value))
-        elif name is not None:
-            value = self.condition if self.condition is not None else DEFAULT_RANGE[self.kind]
-            object.__setattr__(self, "condition", check_unit_range(name, value, upper_open=self.kind == "car"))
-        else:
+        spec = prior_class(self.kind)
+        object.__setattr__(self, "spec", spec)
+        check_choice("islands", self.islands, ISLAND_RULES)
+        if spec.hyper is None:
             object.__setattr__(self, "condition", None)
-        if self.kind == "agg-gp":
-            if self.domain.kind != "areas":
-                raise SurrogateError(f"prior agg-gp averages a GP within polygons and needs --map, found a {self.domain.kind} domain")
-            check_positive_int("agg-grid", self.agg_grid)
-        if self.kind in ("icar", "bym2", "car"):
+        else:
+            value = self.condition if self.condition is not None else spec.default_range(self)
+            object.__setattr__(self, "condition", spec.hyper.check(value))
+        spec.validate(self)
+        if spec.needs_graph:
             _ = self.graph  # checks the adjacency and the island rule now
 
     @property
     def condition_name(self) -> str | None:
-        return CONDITION[self.kind]
+        return self.spec.hyper.name if self.spec.hyper else None
+
+    @property
+    def posterior_name(self) -> str | None:
+        """The hyperparameter's name in the posterior (``ell`` for a lengthscale)."""
+        return self.spec.hyper.posterior if self.spec.hyper else None
+
+    @property
+    def program(self) -> str | None:
+        """The exact Stan program of this prior (``stan/<program>.stan``)."""
+        return self.spec.program
+
+    def exact_data(self) -> dict:
+        """The prior part of the exact program's data."""
+        return self.spec.exact_data(self)
 
     @property
     def fixed(self) -> bool:
@@ -213,17 +117,7 @@ class SpatialPrior:
     def covariance(self, value: float | None = None) -> np.ndarray:
         """The prior covariance ``[N, N]`` at hyperparameter ``value`` (default: the lower bound)."""
         v = self.condition[0] if value is None and self.condition else value
-        if self.kind == "gp":
-            return kernel_matrix(self.domain.coords, self.domain.coords, self.kernel, v)
-        if self.kind == "agg-gp":
-            pts, A = self.aggregation
-            return A @ kernel_matrix(pts, pts, self.kernel, v) @ A.T
-        icar = self.icar @ self.icar.T
-        if self.kind == "icar":
-            return icar
-        if self.kind == "bym2":
-            return (1 - v) * np.eye(self.size) + v * icar
-        return np.linalg.inv(car_precision(self.domain, self.graph, v))
+        return self.spec.covariance(self, v)
 
     def mean_covariance(self) -> np.ndarray:
         """The covariance averaged over the hyperparameter's range (what a VAE marginalising it learns)."""
@@ -266,14 +160,9 @@ class SpatialPrior:
         def uniform(m, lo, hi):
             return lo + (hi - lo) * torch.rand(m, generator=generator, device=generator.device, dtype=torch.float64).to(device)
 
-        if self.kind in ("icar", "bym2"):
-            phi = randn(count, n) @ torch.from_numpy(self.icar).to(device).T
-            if self.kind == "icar":
-                return phi.float(), torch.zeros(count, device=device)
-            lo, hi = self.condition
-            rho = torch.full((count,), float(value), dtype=torch.float64, device=device) if value is not None else uniform(count, lo, hi)
-            f = (1 - rho).sqrt()[:, None] * randn(count, n) + rho.sqrt()[:, None] * phi
-            return f.float(), rho.float()
+        own = self.spec.draw(self, count, randn, uniform, value, device)
+        if own is not None:  # a prior with a draw of its own (icar, bym2: from the ICAR factor)
+            return own
         # gp, agg-gp, car: one factorisation per hyperparameter value, shared by count / groups draws
         lo, hi = self.condition
         groups = groups or int(np.clip(4e9 / max(n, 1) ** 3, 2, 16))
@@ -287,10 +176,11 @@ class SpatialPrior:
         return torch.cat(fields).float(), torch.cat(conds).float()
 
     def to_dict(self) -> dict:
-        return {"prior": self.kind, "kernel": self.kernel if self.kind in ("gp", "agg-gp") else None, "condition_name": self.condition_name,
+        spec = self.spec
+        return {"prior": self.kind, "kernel": self.kernel if spec.has_kernel else None, "condition_name": self.condition_name,
                 "condition": list(self.condition) if self.condition else None, "islands": self.islands,
-                "agg_grid": self.agg_grid if self.kind == "agg-gp" else None,
-                "scaling_factors": sorted({round(float(s), 6) for s in self.graph.scale}) if self.kind in ("icar", "bym2") else None,
+                "agg_grid": self.agg_grid if spec.agg_grid is not None else None,
+                "scaling_factors": sorted({round(float(s), 6) for s in self.graph.scale}) if spec.scaled else None,
                 "domain": self.domain.to_dict()}  # fmt: skip
 
 
@@ -299,11 +189,5 @@ def _cached_factor(prior: SpatialPrior, value: float) -> np.ndarray:
     if value not in cache:
         if len(cache) > 32:
             cache.clear()
-        if prior.kind == "agg-gp":
-            pts, A = prior.aggregation
-            K = kernel_matrix(pts, pts, prior.kernel, value)
-            cache[value] = A @ np.linalg.cholesky(K + JITTER * np.eye(len(pts)))
-        else:
-            cov = prior.covariance(value)
-            cache[value] = np.linalg.cholesky(cov + JITTER * np.eye(len(cov)))
+        cache[value] = prior.spec.factor(prior, value)
     return cache[value]

@@ -19,20 +19,20 @@ from pathlib import Path
 import numpy as np
 
 from surrogate.decoder.io import load_decoder
-from surrogate.decoder.schema import KERNEL_CODES, LIKELIHOOD_CODES
+from surrogate.decoder.schema import LIKELIHOOD_CODES
 from surrogate.errors import SurrogateError, check_choice
 from surrogate.fileio import pyplot, save_figure, write_text
 from surrogate.inference import SamplerSettings, get_engine, to_inference_data
 from surrogate.inference.diagnostics import RHAT_LIMIT, convergence, import_arviz
 from surrogate.inference.fitdir import FitResult, write_fit_dir
+from surrogate.priors import exact_models, prior_class
 from surrogate.spatial.data import AreaData
 from surrogate.spatial.domain import check_same_domain
-from surrogate.spatial.priors import CONDITION, SpatialPrior
+from surrogate.spatial.priors import SpatialPrior
 from surrogate.tasks.gp_check import check_warning
 
-MODELS = ("surrogate", "bym2", "icar", "car", "gp")
-PROGRAMS = {"surrogate": "areas_surrogate", "bym2": "areas_bym2", "icar": "areas_bym2", "car": "areas_car", "gp": "areas_gp"}
-HYPER = {"lengthscale": "ell", "alpha": "alpha", "rho": "rho"}  # the posterior's name of each hyperparameter
+MODELS = ("surrogate", *exact_models())  # surrogate, or the exact model of a registered prior
+SURROGATE_PROGRAM = "areas_surrogate"
 INTERVAL = 0.9
 
 
@@ -51,24 +51,6 @@ def observation_data(data: AreaData, priors: dict) -> dict:
         "sigma_prior_scale": priors["noise_sd"], "P": len(data.covariates), "X": data.X,
         "beta_prior_sd": priors["beta_sd"], "field_sd_prior_scale": priors["field_sd"], "iid": int(priors["iid"]),
     }  # fmt: skip
-
-
-def graph_data(prior: SpatialPrior) -> dict:
-    g = prior.graph
-    members = np.concatenate([c for c in g.components]) if g.components else np.zeros(0, int)
-    return {"N_edges": len(g.edges), "node1": g.edges[:, 0] + 1, "node2": g.edges[:, 1] + 1, "N_islands": len(g.islands),
-            "island_idx": g.islands + 1, "N_comp": len(g.components), "comp_size": [len(c) for c in g.components],
-            "comp_members": members + 1, "scale": g.scale}  # fmt: skip
-
-
-def car_data(prior: SpatialPrior) -> dict:
-    W = np.zeros((prior.size, prior.size))
-    e = prior.graph.edges
-    W[e[:, 0], e[:, 1]] = W[e[:, 1], e[:, 0]] = 1.0
-    degree = W.sum(1)
-    degree[prior.graph.islands] = 1.0
-    inv = 1 / np.sqrt(degree)
-    return {"degree": degree, "eigen": np.linalg.eigvalsh(inv[:, None] * W * inv[None, :])}
 
 
 def resolve_prior(model: str, data: AreaData, decoder_json=None, kernel: str | None = None, condition=None, islands: str | None = None) -> tuple:
@@ -90,11 +72,12 @@ def resolve_prior(model: str, data: AreaData, decoder_json=None, kernel: str | N
     kind = spatial.get("prior", model)
     trained = tuple(spatial.get("condition") or ())
     if condition is not None and trained:
+        name = prior_class(kind).hyper.name
         lo, hi = (condition[0], condition[-1])
         if not (trained[0] <= lo <= hi <= trained[1]):
-            raise SurrogateError(f"{CONDITION[kind]} prior {lo},{hi} must lie inside the decoder's training range {trained[0]},{trained[1]}")
+            raise SurrogateError(f"{name} prior {lo},{hi} must lie inside the decoder's training range {trained[0]},{trained[1]}")
         if model == "surrogate" and decoder["C"] == 0 and (lo, hi) != trained:
-            raise SurrogateError(f"this VAE was trained with {CONDITION[kind]} over {trained[0]},{trained[1]} marginalised; "
+            raise SurrogateError(f"this VAE was trained with {name} over {trained[0]},{trained[1]} marginalised; "
                                  "its prior cannot be narrowed (train a cvae to condition on it)")  # fmt: skip
     value = condition if condition is not None else (trained or None)
     prior = SpatialPrior(kind, data.domain, kernel or spatial.get("kernel") or "matern32", value, islands or spatial.get("islands") or "refuse",
@@ -109,26 +92,19 @@ def resolve_prior(model: str, data: AreaData, decoder_json=None, kernel: str | N
 
 
 def stan_data(model: str, data: AreaData, prior: SpatialPrior, decoder: dict | None, priors: dict) -> dict:
-    """The data of ``PROGRAMS[model]``."""
+    """The data of ``program_of(model, prior)``."""
     if priors["iid"] and model == "bym2":
         raise SurrogateError("bym2 has an unstructured area effect of its own: --iid does not apply")
     obs = observation_data(data, priors)
     if model == "surrogate":
         lo, hi = prior.condition or (0.0, 0.0)
         return {**decoder, "cond_lower": lo, "cond_upper": hi, **obs}
-    base = {"D": data.domain.size}
-    if model in ("bym2", "icar"):
-        lo, hi = prior.condition or (0.0, 1.0)
-        if model == "bym2" and lo == hi:
-            raise SurrogateError(f"bym2 infers rho: give a range lo,hi, found a fixed rho {lo}")
-        return {**base, "icar": int(model == "icar"), "rho_lower": lo, "rho_upper": hi, **graph_data(prior), **obs}
-    if model == "car":
-        lo, hi = prior.condition
-        if lo == hi:
-            raise SurrogateError(f"car infers alpha: give a range lo,hi, found a fixed alpha {lo}")
-        return {**base, "alpha_lower": lo, "alpha_upper": hi, **graph_data(prior), **car_data(prior), **obs}
-    lo, hi = prior.condition
-    return {**base, "dim": 2, "x": data.domain.coords, "kernel": KERNEL_CODES[prior.kernel], "sigma_f": 1.0, "ell_lower": lo, "ell_upper": hi, **obs}
+    return {"D": data.domain.size, **prior.exact_data(), **obs}
+
+
+def program_of(model: str, prior: SpatialPrior) -> str:
+    """The Stan program that fits ``model`` (``surrogate``, or the exact model of ``prior``)."""
+    return SURROGATE_PROGRAM if model == "surrogate" else prior.program
 
 
 DEFAULT_PRIORS = {"intercept": (0.0, 2.0), "beta_sd": 1.0, "field_sd": 1.0, "noise_sd": 1.0, "iid": False}
@@ -146,9 +122,10 @@ def fit_areas(model: str, data: AreaData, settings: SamplerSettings | None = Non
     prior, decoder, meta = resolve_prior(model, data, decoder_json, kernel, condition, islands)
     sdata = stan_data(model, data, prior, decoder, priors)
     engine = get_engine(engine) if isinstance(engine, str) else engine
-    fit = engine.run(PROGRAMS[model], sdata, settings)
+    program = program_of(model, prior)
+    fit = engine.run(program, sdata, settings)
     draws = fit.draws
-    hyper = HYPER.get(prior.condition_name or "", None)
+    hyper = prior.posterior_name
     if "cond" in draws:  # the surrogate's condition, named as the exact model names it
         cond = draws.pop("cond")
         if cond.shape[-1] == 1 and hyper:
@@ -170,14 +147,14 @@ def fit_areas(model: str, data: AreaData, settings: SamplerSettings | None = Non
     dims = {name: ["area"] for name in ("f", "eta", "rr", "phi", "theta", "u_raw", "eta_f")}
     dims |= {"log_lik": ["obs"], "beta": ["covariate"], "beta_original": ["covariate"], "z": ["latent"], "y": ["obs"], "counts": ["obs"]}
     observed = {"y": data.y} if data.y is not None else {"counts": data.counts}
-    attrs = {"program": f"{PROGRAMS[model]}.stan", "model": model, "prior": prior.kind, "likelihood": data.likelihood,
+    attrs = {"program": f"{program}.stan", "model": model, "prior": prior.kind, "likelihood": data.likelihood,
              "domain_hash": data.domain.content_hash()}  # fmt: skip
     idata = to_inference_data(fit, coords, dims, observed, None, attrs, log_likelihood=["log_lik"])
     scores = score(idata, data, fit, prior, model, priors)
     if meta is not None:
         scores["decoder"] = {"path": str(decoder_json), "weights_sha256": meta.get("weights_sha256"), "prior": meta["spatial"]["prior"],
                              "check_prior": meta.get("check_prior")}  # fmt: skip
-    result = FitResult("areas", idata, scores, format_fit(scores))
+    result = FitResult("areas", idata, scores, format_fit(scores), log=fit.log)
     if out is not None:
         write_outputs(Path(out), result, data, fit.log)
     return result
@@ -201,7 +178,7 @@ def score(idata, data: AreaData, fit, prior: SpatialPrior, model: str, priors: d
     names = [n for n in ("intercept", "beta", "sigma_field", "ell", "alpha", "rho", "sigma_iid", "sigma", "eta") if n in post]
     conv = convergence(idata, names)
     ess_eta = convergence(idata, ["eta"])["min_ess_bulk"]
-    result = {"model": model, "program": f"{PROGRAMS[model]}.stan", "prior": prior.to_dict() | {"domain": None}, "priors": priors,
+    result = {"model": model, "program": f"{program_of(model, prior)}.stan", "prior": prior.to_dict() | {"domain": None}, "priors": priors,
               "likelihood": data.likelihood, "areas": data.domain.size, "observed": data.n_obs, "domain_hash": data.domain.content_hash(),
               "chains": post.sizes["chain"], "draws": post.sizes["draw"], "max_rhat": conv["max_rhat"], "min_ess_bulk": conv["min_ess_bulk"],
               "min_ess_bulk_eta": ess_eta, "wall_s": fit.timing["wall_s"], "compile_s": fit.timing["compile_s"],
@@ -257,15 +234,19 @@ def format_fit(r: dict) -> str:
 # outputs
 
 
-def area_table(idata, data: AreaData):
-    """Per area: observed outcome and offset, posterior mean/sd/90% interval of rr, P(rr > 1), eta mean and sd."""
+def exceedance_column(threshold: float = 1.0) -> str:
+    return f"p_rr_gt_{threshold:g}"
+
+
+def area_table(idata, data: AreaData, threshold: float = 1.0):
+    """Per area: observed outcome and offset, posterior mean/sd/90% interval of rr, P(rr > threshold), eta mean and sd."""
     import pandas as pd
 
     rr = idata.posterior["rr"].values.reshape(-1, data.domain.size)
     eta = idata.posterior["eta"].values.reshape(-1, data.domain.size)
     lo, hi = np.quantile(rr, [(1 - INTERVAL) / 2, (1 + INTERVAL) / 2], axis=0)
     table = pd.DataFrame({"id": list(data.domain.ids), "observed": False, "rr_mean": rr.mean(0), "rr_sd": rr.std(0), "rr_q05": lo, "rr_q95": hi,
-                          "p_rr_gt_1": (rr > 1).mean(0), "eta_mean": eta.mean(0), "eta_sd": eta.std(0)})  # fmt: skip
+                          exceedance_column(threshold): (rr > threshold).mean(0), "eta_mean": eta.mean(0), "eta_sd": eta.std(0)})  # fmt: skip
     table.loc[data.obs_idx, "observed"] = True
     outcome = data.counts if data.counts is not None else data.y
     table["outcome"] = np.nan
@@ -284,43 +265,80 @@ def write_outputs(out: Path, result: FitResult, data: AreaData, log: str = "") -
     write_fit_dir(out, result, az.summary(idata, var_names=names), log)
     table = area_table(idata, data)
     write_text(out / "areas.csv", table.to_csv(index=False))
-    model, kind = result.diagnostics["model"], result.diagnostics["prior"]["prior"]
-    plot_maps(out / "maps.png", data, table, title=f"{model} model" if model == kind else f"{model} ({kind} prior)")
+    plot_maps(out / "maps.png", data, table, title=map_title(result.diagnostics))
 
 
-def plot_maps(path: Path, data: AreaData, table, title: str = "") -> None:
-    """Choropleths (or coloured sites) of the posterior mean rr, its sd and P(rr > 1)."""
+def map_title(diagnostics: dict) -> str:
+    model, kind = diagnostics["model"], diagnostics["prior"]["prior"]
+    return f"{model} model" if model == kind else f"{model} ({kind} prior)"
+
+
+def plot_maps(path: Path | None, data: AreaData, table, title: str = "", threshold: float = 1.0, axes=None):
+    """Choropleths (or coloured sites) of the posterior mean rr, its sd and P(rr > threshold); the figure."""
     plt = pyplot()
     label = "relative risk" if data.likelihood == "poisson" else ("odds" if data.likelihood == "binomial" else "exp(eta)")
     panels = [(f"posterior mean {label}", table["rr_mean"].values, "RdBu_r", True), (f"posterior sd of the {label}", table["rr_sd"].values, "viridis", False),
-              (f"P({label} > 1)", table["p_rr_gt_1"].values, "PuOr_r", False)]  # fmt: skip
-    geom = data.domain.geometry
+              (f"P({label} > {threshold:g})", table[exceedance_column(threshold)].values, "PuOr_r", False)]  # fmt: skip
     wide = np.ptp(data.domain.coords[:, 0]) > 2 * np.ptp(data.domain.coords[:, 1])
-    fig, axes = plt.subplots(3 if wide else 1, 1 if wide else 3, figsize=(10, 9) if wide else (15, 4.5))
+    if axes is None:
+        fig, axes = plt.subplots(3 if wide else 1, 1 if wide else 3, figsize=(10, 9) if wide else (15, 4.5))
+    fig = np.ravel(axes)[0].figure
     for ax, (name, values, cmap, centred) in zip(np.ravel(axes), panels):
-        kw = {"cmap": cmap}
-        if centred:  # a log-symmetric scale around rr = 1
-            from matplotlib.colors import LogNorm
-
-            m = max(values.max(), 1 / values.min(), 1.05)
-            kw["norm"] = LogNorm(1 / m, m)
-        elif name.startswith("P("):
-            kw |= {"vmin": 0, "vmax": 1}
-        if geom is not None:
-            import geopandas as gpd
-
-            gdf = gpd.GeoDataFrame({"v": values}, geometry=geom)
-            gdf.plot(column="v", ax=ax, edgecolor="0.4", linewidth=0.3, legend=True, legend_kwds={"shrink": 0.6}, **kw)
-        else:
-            sc = ax.scatter(*data.domain.coords.T, c=values, s=30, **kw)
-            fig.colorbar(sc, ax=ax, shrink=0.6)
+        choropleth(ax, data.domain, values, cmap, centred, probability=name.startswith("P("))
         ax.set_title(name)
         ax.set_axis_off()
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    save_figure(fig, path)
+    if path is not None:
+        save_figure(fig, path)
+    return fig
 
+
+#: colour-bar ticks of a ratio scale: read as 0.8, 1, 1.25, never as 8x10^-1
+RATIO_TICKS = sorted({0.67, 0.8, 1.25, 1.5, 0.75, 1.33} | {round(m * 10.0**k, 6) for k in range(-4, 5) for m in (1, 2, 5)}
+                     | {round(1 / (m * 10.0**k), 6) for k in range(0, 5) for m in (2, 5)})  # fmt: skip
+
+
+def ratio_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
+    """About ``count`` ticks of :data:`RATIO_TICKS` inside [lo, hi], 1 among them, at least evenly apart on the log scale."""
+    gap = 0.999 * np.log10(hi / lo) / count
+    inside = [t for t in RATIO_TICKS if lo <= t <= hi]
+    anchor = 1.0 if lo <= 1 <= hi or not inside else min(inside, key=lambda t: abs(np.log10(t)))
+    up, down = [anchor], [anchor]
+    for t in sorted(t for t in inside if t > anchor):
+        if np.log10(t / up[-1]) >= gap:
+            up.append(t)
+    for t in sorted((t for t in inside if t < anchor), reverse=True):
+        if np.log10(down[-1] / t) >= gap:
+            down.append(t)
+    ticks = sorted(set(up + down))
+    return ticks if len(ticks) >= 3 else sorted(set(ticks) | {float(f"{lo:.3g}"), float(f"{hi:.3g}")})
+
+
+def choropleth(ax, domain, values: np.ndarray, cmap: str, centred: bool = False, probability: bool = False):
+    """Colour ``domain``'s polygons (or sites) by ``values`` on ``ax``, with a colour bar whose ticks read as plain numbers."""
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import LogNorm, Normalize
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    if centred:  # a log-symmetric scale around 1
+        m = max(float(values.max()), 1 / float(values.min()), 1.05)
+        norm = LogNorm(1 / m, m)
+    else:
+        norm = Normalize(0, 1) if probability else Normalize(float(values.min()), float(values.max()))
+    if domain.geometry is not None:
+        import geopandas as gpd
+
+        gpd.GeoDataFrame({"v": values}, geometry=domain.geometry).plot(column="v", ax=ax, edgecolor="0.4", linewidth=0.3, cmap=cmap, norm=norm)
+    else:
+        ax.scatter(*domain.coords.T, c=values, s=30, cmap=cmap, norm=norm)
+    bar = ax.figure.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, shrink=0.6)
+    if centred:
+        bar.set_ticks(ratio_ticks(norm.vmin, norm.vmax))
+        bar.ax.yaxis.set_minor_formatter(NullFormatter())
+        bar.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    return bar
 
 
 def fit_table(data_path, model: str, map_path=None, points=None, grid: int | None = None, id_column: str | None = None,

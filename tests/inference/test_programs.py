@@ -118,14 +118,21 @@ def test_elapsed_time_is_read_from_stan_output():
     assert all(np.isnan(v) for v in parse_elapsed(draws).values())
 
 
-def test_pystan_refuses_a_running_event_loop():
+def test_pystan_runs_its_requests_inside_a_running_event_loop():
+    """Jupyter runs an event loop: the engine's requests then run on a loop of their own in a worker thread."""
     import asyncio
+    import threading
+
+    from surrogate.inference.pystan_engine import run_coroutine
+
+    async def where():
+        return threading.current_thread().name
 
     async def inside():
-        PyStanEngine.check_event_loop()
+        return run_coroutine(where())
 
-    with pytest.raises(SurrogateError, match="nest_asyncio"):
-        asyncio.run(inside())
+    assert run_coroutine(where()) == threading.current_thread().name  # no loop running: asyncio.run here
+    assert asyncio.run(inside()).startswith("surrogate-pystan")
 
 
 def test_cmdstan_gives_the_same_draws_as_pystan():

@@ -150,7 +150,7 @@ def test_latent_auto_needs_a_simulated_prior():
     from surrogate.cli import main
 
     result = CliRunner().invoke(main, ["train", "--dataset", "mnist", "--latent", "auto", "--out", "unused"])
-    assert result.exit_code != 0 and "--latent auto needs a simulated prior (a GP dataset or --prior)" in result.output and "found dataset mnist" in result.output
+    assert result.exit_code != 0 and "latent 'auto' needs a simulated prior (a GP dataset or a spatial prior)" in result.output and "found dataset mnist" in result.output
 
 
 @pytest.mark.stan

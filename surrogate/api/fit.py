@@ -1,0 +1,154 @@
+"""Fitting a disease map from Python: ``sg.fit(formula, data, domain, prior=..., family=...) -> Fit``.
+
+The same fit as ``surrogate fit`` (one task: :func:`surrogate.tasks.areas_fit.fit_areas`), with the
+data given by a formula. ``prior`` is a trained :class:`~surrogate.api.surrogate.Surrogate` (its
+decoder is the prior), a prior instance (``sg.BYM2(rho=(0, 1))``: the exact Stan model) or a
+registered prior's name. The result keeps the InferenceData, the per-area table as a GeoDataFrame,
+maps, the report and the fit folder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from surrogate.api.formula import LOG_OF_COLUMN
+from surrogate.errors import SurrogateError
+
+SAMPLER_KEYS = ("chains", "warmup", "draws", "seed", "adapt_delta", "max_treedepth", "init", "dense_metric")
+
+
+class Fit:
+    """A fitted map: ``.idata``, ``.summary()``, ``.areas`` (GeoDataFrame), ``.plot_map()``, ``.report(path)``, ``.save(dir)``."""
+
+    def __init__(self, result, data, threshold: float = 1.0):
+        self.result, self.data, self.threshold = result, data, float(threshold)
+
+    def __repr__(self) -> str:
+        d = self.diagnostics
+        return (f"Fit({d['model']} model, {d['prior']['prior']} prior, {d['likelihood']}, {d['observed']} of {d['areas']} areas observed; "
+                f"max R-hat {d['max_rhat']:.3f}, {d['divergences']} divergences)")  # fmt: skip
+
+    def __str__(self) -> str:
+        return self.result.text
+
+    @property
+    def idata(self):
+        return self.result.idata
+
+    @property
+    def diagnostics(self) -> dict:
+        return self.result.diagnostics
+
+    def summary(self, var_names=None):
+        """ArviZ's summary of the model's parameters (default: intercept, coefficients, field sd, hyperparameter)."""
+        from surrogate.inference.diagnostics import import_arviz
+
+        post = self.idata.posterior
+        names = var_names or [n for n in ("intercept", "beta_original", "intercept_original", "beta", "sigma_field", "ell", "alpha", "rho",
+                                          "sigma_iid", "sigma") if n in post]  # fmt: skip
+        return import_arviz().summary(self.idata, var_names=names)
+
+    @property
+    def areas(self):
+        """Per area (a GeoDataFrame): outcome, posterior mean, sd and 90% interval of rr, P(rr > threshold), eta."""
+        return self.area_table(self.threshold)
+
+    def area_table(self, threshold: float | None = None):
+        """:attr:`areas` at another exceedance ``threshold``."""
+        from surrogate.tasks.areas_fit import area_table
+
+        threshold = self.threshold if threshold is None else threshold
+        if not threshold > 0:
+            raise SurrogateError(f"threshold must be a positive relative risk, found {threshold!r}")
+        table = area_table(self.idata, self.data, threshold)
+        column = self.data.domain.id_column or "id"
+        return self.data.domain.to_geodataframe(**table.drop(columns="id").to_dict("series")).rename(columns={"id": column})
+
+    def plot_map(self, axes=None):
+        """The maps of ``maps.png``: posterior mean rr, its sd, P(rr > threshold); the matplotlib figure."""
+        from surrogate.tasks.areas_fit import area_table, map_title, plot_maps
+
+        return plot_maps(None, self.data, area_table(self.idata, self.data, self.threshold), map_title(self.diagnostics), self.threshold, axes)
+
+    def save(self, folder) -> Path:
+        """Write the fit folder (posterior.nc, summary.csv, diagnostics.json, areas.csv, maps.png, engine.log)."""
+        from surrogate.tasks.areas_fit import write_outputs
+
+        write_outputs(Path(folder), self.result, self.data, self.result.log)
+        return Path(folder)
+
+    def report(self, path=None) -> Path:
+        """A self-contained ``report.html`` (and ``report.md``) in the fit folder (``path``: the folder; default: the saved one)."""
+        from surrogate.reports.fit import build_report
+
+        folder = Path(path) if path is not None else self.result.out
+        if folder is None:
+            raise SurrogateError("report needs a folder: give path, or save the fit first (fit.save(folder))")
+        if folder.suffix in (".html", ".md"):
+            folder = folder.parent
+        if self.result.out is None or Path(self.result.out).resolve() != folder.resolve():
+            self.save(folder)
+        return build_report(folder)[0]
+
+
+def table_of(data):
+    """A DataFrame of ``data``: a DataFrame or GeoDataFrame as it is, or a CSV / map file's table."""
+    if hasattr(data, "columns"):
+        return data
+    if isinstance(data, (str, Path)):
+        from surrogate.spatial.data import read_table
+
+        return read_table(data)
+    raise SurrogateError(f"data must be a DataFrame, a GeoDataFrame or a file path, found {type(data).__name__}")
+
+
+def model_of(prior, domain) -> tuple[str, dict]:
+    """(model name, fit_areas keyword arguments) for a Surrogate, a prior instance or a prior name."""
+    from surrogate.api.surrogate import Surrogate
+    from surrogate.api.train import as_prior
+
+    if isinstance(prior, Surrogate):
+        return "surrogate", {"decoder_json": prior.decoder_json()}
+    spec = as_prior(prior)
+    if spec.program is None:
+        raise SurrogateError(f"prior {spec.name} has no exact Stan program in this toolkit: train its surrogate (sg.train) and fit with that")
+    return spec.name, {"kernel": spec.kernel, "condition": spec.value, "islands": spec.islands}
+
+
+def fit(formula: str, data, domain, prior="bym2", family: str = "poisson", trials: str | None = None, id: str | None = None,
+        threshold: float = 1.0, engine="auto", out=None, intercept_prior=(0.0, 2.0), beta_sd: float = 1.0, field_sd: float = 1.0,
+        iid: bool = False, **sampler) -> Fit:  # fmt: skip
+    """Fit ``formula`` to ``data`` on ``domain`` with ``prior`` (see the module docstring).
+
+    ``sampler``: chains (4), warmup (1000), draws (1000), seed (1), adapt_delta (0.8), max_treedepth (10),
+    init, dense_metric. ``out``: also write the fit folder there.
+    """
+    from surrogate.api.formula import formula_table
+    from surrogate.inference import SamplerSettings, get_engine
+    from surrogate.spatial.data import area_data
+    from surrogate.spatial.domain import Domain
+    from surrogate.tasks.areas_fit import fit_areas
+
+    unknown = sorted(set(sampler) - set(SAMPLER_KEYS))
+    if unknown:
+        raise SurrogateError(f"unknown argument(s) {', '.join(unknown)}; sampler settings are {', '.join(SAMPLER_KEYS)}")
+    if not isinstance(domain, Domain):
+        raise SurrogateError(f"domain must be a surrogate Domain (Domain.from_map, from_points or grid), found {type(domain).__name__}")
+    if not (isinstance(threshold, (int, float)) and threshold > 0):
+        raise SurrogateError(f"threshold must be a positive relative risk, found {threshold!r}")
+    for name, v in (("beta_sd", beta_sd), ("field_sd", field_sd), ("intercept_prior sd", tuple(intercept_prior)[-1])):
+        if not v > 0:
+            raise SurrogateError(f"{name} must be positive, found {v!r}")
+    model, options = model_of(prior, domain)
+    table = table_of(data)
+    id_column = id or domain.id_column or "id"
+    parsed = formula_table(formula, table, id_column, family, trials)
+    area = area_data(parsed.table, domain, id_column, source="data", **parsed.columns)
+    if parsed.offset_expression and LOG_OF_COLUMN.match(parsed.offset_expression) and area.likelihood == "poisson":
+        area.expected = np.exp(area.log_offset)  # offset(log(expected)): the expected counts, shown per area
+    settings = SamplerSettings(**sampler)
+    priors = {"intercept": tuple(intercept_prior), "beta_sd": beta_sd, "field_sd": field_sd, "iid": iid}
+    result = fit_areas(model, area, settings, get_engine(engine) if isinstance(engine, str) else engine, out, priors=priors, **options)
+    return Fit(result, area, threshold)
