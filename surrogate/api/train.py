@@ -32,14 +32,13 @@ def resolve_latent(latent, probe) -> tuple[int, str | None]:
         spec = auto_latent(*probe.prior_covariance())
         return spec["latent"], (f"latent auto: {spec['latent']} dimensions keep {100 * spec['kept_share_min']:.1f}% of the prior's variance "
                                 f"(at least 99%) and {100 * spec['kept_local_min']:.1f}% at every location (at least 95%), over its whole range")  # fmt: skip
-    if isinstance(latent, bool) or not isinstance(latent, int):
-        try:
-            latent = int(latent) if isinstance(latent, str) else latent
-        except ValueError:
-            pass
-    if isinstance(latent, bool) or not isinstance(latent, int) or latent < 1:
+    try:
+        value = int(latent) if isinstance(latent, str) else latent
+    except ValueError:
+        value = None
+    if isinstance(value, bool) or not isinstance(value, int):
         raise SurrogateError(f"latent must be a positive integer or 'auto', found {latent!r}")
-    return latent, None
+    return value, None  # its range is checked with the rest of the configuration
 
 
 def domain_settings(domain: Domain, folder: Path) -> dict:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import threading
 import contextlib
 import json
 import multiprocessing
@@ -49,8 +50,23 @@ def run_coroutine(coro):
         asyncio.get_running_loop()
     except RuntimeError:
         return asyncio.run(coro)
+    start_sampler_processes()
     with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="surrogate-pystan") as pool:
         return pool.submit(asyncio.run, coro).result()
+
+
+def start_sampler_processes() -> None:
+    """Fork httpstan's sampler processes from this (the main) thread, before any request runs in a worker thread.
+
+    Stan's autodiff stack is thread-local and set up for the main thread only: a sampler process forked from
+    another thread crashed with a segmentation fault (measured: BrokenProcessPool in a Jupyter kernel). httpstan's
+    pool uses fork, which starts all its processes at the first submission, so one trivial task started here
+    is enough; later requests from the worker thread find them running.
+    """
+    import httpstan.services_stub
+
+    if threading.current_thread() is threading.main_thread():
+        httpstan.services_stub.executor.submit(int).result()
 
 
 class PyStanEngine:
