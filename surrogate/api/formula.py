@@ -44,7 +44,6 @@ def parse_formula(formula: str):
 def formula_table(formula: str, table, id_column: str, family: str = "poisson", trials: str | None = None) -> FormulaTable:
     """The plain table of ``formula`` over ``table`` (every row kept; a missing outcome is an area to predict)."""
     import pandas as pd
-    from formulaic import model_matrix
 
     if family not in FAMILIES:
         raise SurrogateError(f"unknown family {family!r}; valid names: {', '.join(FAMILIES)}")

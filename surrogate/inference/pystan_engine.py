@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import threading
 import contextlib
 import json
 import multiprocessing
 import re
+import threading
 import time
 from pathlib import Path
 
