@@ -165,42 +165,32 @@ class TrainResult:
     model: MLPAutoencoder
 
 
-def train(
-    config: TrainConfig,
-    out: str | Path,
-    data_dir=None,
-    resume: bool = False,
-    force: bool = False,
-    log: Callable[[str], None] = print,
-    progress: bool | None = None,
-) -> TrainResult:
-    """Train ``config`` into the run directory ``out`` (see the module docstring)."""
-    out = Path(out)
-    state = prepare_run_dir(out, config, resume, force)
-    device = select_device(config.device)
-
-    # --- data: the whole split lives on the device; batches are index slices ---
+def training_data(config: TrainConfig, data_dir, device) -> tuple:
+    """(simulator or None, train x, train c, valid x, valid c) on ``device``: prior draws (fresh training draws each
+    epoch, so none here) or a whole image split (batches are index slices)."""
     info = config.data_info
     if config.is_simulated:  # prior draws: fixed validation draws, fresh training draws each epoch
         prior = config.simulator()
         xv, cv = gp_draws(prior, config, config.valid_size, epoch_generator(config.seed, -2, torch.device("cpu")), device)
-        xt = ct = None
-    else:
-        x_train, y_train = load_split(config.dataset, "train", config.digits, data_dir, config.train_size)
-        x_valid, y_valid = load_split(config.dataset, "valid", config.digits, data_dir)
-        if len(x_train) == 0:
-            raise SurrogateError(f"no training examples for dataset {config.dataset} with digits {config.digits}")
-        xt, xv = torch.from_numpy(x_train).to(device), torch.from_numpy(x_valid).to(device)
-        ct = cv = None
-        if config.model == "cvae":
-            ct = F.one_hot(torch.from_numpy(y_train), info.n_classes).float().to(device)
-            cv = F.one_hot(torch.from_numpy(y_valid), info.n_classes).float().to(device)
+        return prior, None, None, xv, cv
+    x_train, y_train = load_split(config.dataset, "train", config.digits, data_dir, config.train_size)
+    x_valid, y_valid = load_split(config.dataset, "valid", config.digits, data_dir)
+    if len(x_train) == 0:
+        raise SurrogateError(f"no training examples for dataset {config.dataset} with digits {config.digits}")
+    xt, xv = torch.from_numpy(x_train).to(device), torch.from_numpy(x_valid).to(device)
+    ct = cv = None
+    if config.model == "cvae":
+        ct = F.one_hot(torch.from_numpy(y_train), info.n_classes).float().to(device)
+        cv = F.one_hot(torch.from_numpy(y_valid), info.n_classes).float().to(device)
+    return None, xt, ct, xv, cv
 
-    # --- model and optimiser, fresh or from the checkpoint ---
+
+def initial_model(config: TrainConfig, prior, state: dict | None, device, log) -> tuple[MLPAutoencoder, torch.optim.Optimizer, int, list]:
+    """(model, optimiser, epochs done, metrics): fresh (a linear path at its prior's start) or from the checkpoint ``state``."""
+    info = config.data_info
     torch.manual_seed(config.seed)
     model = build_model(config, info.dim, info.n_classes, config.resolved_output_activation, saved=state and state["model"]).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    start, metrics = 0, []
     if state is None and model.linear is not None:  # start at the linear floor (the prior's Karhunen-Loeve basis)
         from surrogate.nn.models import init_linear_path
 
@@ -216,25 +206,49 @@ def train(
         model.decoder.requires_grad_(False)
         if state is None:
             log("decoder: the linear path alone (its MLP residual stays at zero; --residual trains it); training the encoder")
+    if state is None:
+        return model, optimizer, 0, []
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    return model, optimizer, state["epoch"], list(state["metrics"])
+
+
+def describe_prior(prior, config: TrainConfig, out: Path, log) -> None:
+    """Write ``prior.json`` (the domain and prior a spatial decoder stands for, read by export) and log what K keeps."""
+    spec = prior.spectrum()
+    kept = prior.kept_share(config.latent)
+    local = float(spec["local_min"][min(config.latent, prior.size) - 1])
+    write_json(out / "prior.json", prior.to_dict() | {"latent": config.latent, "linear_floor_share": kept, "linear_floor_local_min": local,
+                                                      **{k: spec[k] for k in ("k90", "k95", "k99", "k_local95")}})  # fmt: skip
+    log(f"prior {config.prior} on {prior.size} locations: latent {config.latent} keeps at most {100 * kept:.0f}% of its variance "
+        f"and {100 * local:.0f}% at the worst location (the rank-{config.latent} Karhunen-Loeve floor); "
+        f"{spec['k99']} dimensions keep 99%, {spec['k_local95']} keep 95% everywhere")  # fmt: skip
+    if kept < 0.95 or local < 0.8:
+        log(f"WARNING: latent {config.latent} cannot represent this prior (decoded draws will be under-dispersed); "
+            f"use --latent {prior.auto_latent()} (or --latent auto)")  # fmt: skip
+
+
+def train(
+    config: TrainConfig,
+    out: str | Path,
+    data_dir=None,
+    resume: bool = False,
+    force: bool = False,
+    log: Callable[[str], None] = print,
+    progress: bool | None = None,
+) -> TrainResult:
+    """Train ``config`` into the run directory ``out`` (see the module docstring)."""
+    out = Path(out)
+    state = prepare_run_dir(out, config, resume, force)
+    device = select_device(config.device)
+    prior, xt, ct, xv, cv = training_data(config, data_dir, device)
+    model, optimizer, start, metrics = initial_model(config, prior, state, device, log)
     if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        start, metrics = state["epoch"], list(state["metrics"])
         log(f"resuming {out} after epoch {start}")
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "config.json", config.to_dict())
-    if config.is_spatial:  # the domain and prior the decoder stands for (read by export)
-        spec = prior.spectrum()
-        kept = prior.kept_share(config.latent)
-        local = float(spec["local_min"][min(config.latent, prior.size) - 1])
-        write_json(out / "prior.json", prior.to_dict() | {"latent": config.latent, "linear_floor_share": kept, "linear_floor_local_min": local,
-                                                          **{k: spec[k] for k in ("k90", "k95", "k99", "k_local95")}})  # fmt: skip
-        log(f"prior {config.prior} on {prior.size} locations: latent {config.latent} keeps at most {100 * kept:.0f}% of its variance "
-            f"and {100 * local:.0f}% at the worst location (the rank-{config.latent} Karhunen-Loeve floor); "
-            f"{spec['k99']} dimensions keep 99%, {spec['k_local95']} keep 95% everywhere")  # fmt: skip
-        if kept < 0.95 or local < 0.8:
-            log(f"WARNING: latent {config.latent} cannot represent this prior (decoded draws will be under-dispersed); "
-                f"use --latent {prior.auto_latent()} (or --latent auto)")  # fmt: skip
+    if config.is_spatial:
+        describe_prior(prior, config, out, log)
     if start >= config.epochs:
         log(f"{out} already has {start} epochs (--epochs {config.epochs}): nothing to train")
     if state is None and config.epochs == 0:  # --epochs 0: the decoder as initialised (e.g. its linear path alone)
@@ -288,4 +302,3 @@ def train(
     if metrics:
         plot_learning_curves(out / "learning_curves.png", metrics)
     return TrainResult(out, config.epochs - start, metrics, model.eval())
-

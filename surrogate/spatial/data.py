@@ -81,10 +81,8 @@ def _numeric(series, what: str, source: str) -> np.ndarray:
     return values
 
 
-def area_data(table, domain: Domain, id_column: str, counts: str | None = None, trials: str | None = None, value: str | None = None,
-              exposure: str | None = None, population: str | None = None, offset: str | None = None,
-              covariates: tuple[str, ...] = (), source: str = "data") -> AreaData:  # fmt: skip
-    """Match ``table`` to ``domain`` by ``id_column`` and check every column used (errors name column and area)."""
+def check_column_choice(counts, trials, value, exposure, population, offset) -> None:
+    """One outcome, at most one offset, trials only with counts and without an offset."""
     if (counts is None) == (value is None):
         raise SurrogateError("give exactly one outcome: --counts COL (Poisson, or binomial with --trials) or --value COL (Gaussian)")
     if trials is not None and counts is None:
@@ -94,92 +92,127 @@ def area_data(table, domain: Domain, id_column: str, counts: str | None = None, 
         raise SurrogateError(f"give at most one of --exposure, --population and --offset; found {', '.join(offsets)}")
     if trials is not None and offsets:
         raise SurrogateError(f"the binomial likelihood takes its denominator from --trials; --{offsets[0]} does not apply")
-    import pandas as pd
 
-    raw = _column(table, id_column, "id", source)
-    ids = raw.astype(str).str.strip()
-    if pd.api.types.is_float_dtype(raw.dtype):  # ids read as numbers: 37009.0 -> 37009
-        ids = ids.str.replace(r"\.0$", "", regex=True)
-    dup = sorted(set(ids[ids.duplicated()]))
-    if dup:
-        raise SurrogateError(f"{source}: id column {id_column!r} has duplicate ids: {', '.join(dup[:5])}")
-    index = {a: i for i, a in enumerate(domain.ids)}
-    unknown = [a for a in ids if a not in index]
-    if unknown:
-        raise SurrogateError(f"{source}: {len(unknown)} id(s) in column {id_column!r} are not in the domain ({domain.source}): "
-                             f"{', '.join(unknown[:5])}{' ...' if len(unknown) > 5 else ''}")  # fmt: skip
-    rows = np.array([index[a] for a in ids], dtype=int)
-    n = domain.size
 
-    def aligned(col: str, what: str) -> np.ndarray:
-        out = np.full(n, np.nan)
-        out[rows] = _numeric(_column(table, col, what, source), what, source)
+@dataclass
+class Aligned:
+    """A table's rows matched to a domain's areas: ``column(name)`` gives a numeric column at every area (NaN where no row)."""
+
+    table: object
+    domain: Domain
+    rows: np.ndarray  # the area of each row
+    source: str
+
+    @classmethod
+    def match(cls, table, domain: Domain, id_column: str, source: str) -> "Aligned":
+        import pandas as pd
+
+        raw = _column(table, id_column, "id", source)
+        ids = raw.astype(str).str.strip()
+        if pd.api.types.is_float_dtype(raw.dtype):  # ids read as numbers: 37009.0 -> 37009
+            ids = ids.str.replace(r"\.0$", "", regex=True)
+        dup = sorted(set(ids[ids.duplicated()]))
+        if dup:
+            raise SurrogateError(f"{source}: id column {id_column!r} has duplicate ids: {', '.join(dup[:5])}")
+        index = {a: i for i, a in enumerate(domain.ids)}
+        unknown = [a for a in ids if a not in index]
+        if unknown:
+            raise SurrogateError(f"{source}: {len(unknown)} id(s) in column {id_column!r} are not in the domain ({domain.source}): "
+                                 f"{', '.join(unknown[:5])}{' ...' if len(unknown) > 5 else ''}")  # fmt: skip
+        return cls(table, domain, np.array([index[a] for a in ids], dtype=int), source)
+
+    def column(self, name: str, what: str) -> np.ndarray:
+        out = np.full(self.domain.size, np.nan)
+        out[self.rows] = _numeric(_column(self.table, name, what, self.source), what, self.source)
         return out
 
-    outcome = aligned(counts or value, "outcome")
+    def name(self, area: int) -> str:
+        return self.domain.ids[area]
+
+
+def area_data(table, domain: Domain, id_column: str, counts: str | None = None, trials: str | None = None, value: str | None = None,
+              exposure: str | None = None, population: str | None = None, offset: str | None = None,
+              covariates: tuple[str, ...] = (), source: str = "data") -> AreaData:  # fmt: skip
+    """Match ``table`` to ``domain`` by ``id_column`` and check every column used (errors name column and area)."""
+    check_column_choice(counts, trials, value, exposure, population, offset)
+    at = Aligned.match(table, domain, id_column, source)
+    outcome = at.column(counts or value, "outcome")
     obs = np.flatnonzero(~np.isnan(outcome))
     if obs.size == 0:
         raise SurrogateError(f"{source}: outcome column {counts or value!r} has no values")
-    names = {a: domain.ids[a] for a in range(n)}
     result = AreaData(domain, "gaussian" if value else ("binomial" if trials else "poisson"), obs, np.zeros(obs.size), source=source,
                       columns={"id": id_column, "counts": counts, "trials": trials, "value": value, "exposure": exposure,
                                "population": population, "offset": offset})  # fmt: skip
     if value is not None:
         result.y = outcome[obs]
     else:
-        c = outcome[obs]
-        if (c < 0).any():
-            i = obs[np.argmin(c)]
-            raise SurrogateError(f"{source}: counts column {counts!r} must be non-negative, found {c.min():g} at area {names[i]}")
-        if (c != np.round(c)).any():
-            i = obs[np.flatnonzero(c != np.round(c))[0]]
-            raise SurrogateError(f"{source}: counts column {counts!r} must hold integers, found {outcome[i]:g} at area {names[i]}")
-        result.counts = c.astype(int)
-        if trials is not None:
-            t = aligned(trials, "trials")[obs]
-            bad = np.flatnonzero(np.isnan(t) | (t < result.counts) | (t != np.round(np.nan_to_num(t))))
-            if bad.size:
-                raise SurrogateError(f"{source}: trials column {trials!r} must hold integers >= the counts; found {t[bad[0]]:g} "
-                                     f"(counts {result.counts[bad[0]]}) at area {names[obs[bad[0]]]}")  # fmt: skip
-            result.trials = t.astype(int)
+        set_counts(result, at, outcome, counts, trials)
+    set_offset(result, at, exposure, population, offset)
+    set_covariates(result, at, covariates)
+    return result
+
+
+def set_counts(result: AreaData, at: Aligned, outcome: np.ndarray, counts: str, trials: str | None) -> None:
+    obs, source = result.obs_idx, at.source
+    c = outcome[obs]
+    if (c < 0).any():
+        raise SurrogateError(f"{source}: counts column {counts!r} must be non-negative, found {c.min():g} at area {at.name(obs[np.argmin(c)])}")
+    if (c != np.round(c)).any():
+        i = obs[np.flatnonzero(c != np.round(c))[0]]
+        raise SurrogateError(f"{source}: counts column {counts!r} must hold integers, found {outcome[i]:g} at area {at.name(i)}")
+    result.counts = c.astype(int)
+    if trials is not None:
+        t = at.column(trials, "trials")[obs]
+        bad = np.flatnonzero(np.isnan(t) | (t < result.counts) | (t != np.round(np.nan_to_num(t))))
+        if bad.size:
+            raise SurrogateError(f"{source}: trials column {trials!r} must hold integers >= the counts; found {t[bad[0]]:g} "
+                                 f"(counts {result.counts[bad[0]]}) at area {at.name(obs[bad[0]])}")  # fmt: skip
+        result.trials = t.astype(int)
+
+
+def set_offset(result: AreaData, at: Aligned, exposure: str | None, population: str | None, offset: str | None) -> None:
+    obs, source = result.obs_idx, at.source
     for name, col in (("exposure", exposure), ("population", population)):
         if col is None:
             continue
-        e = aligned(col, name)[obs]
+        e = at.column(col, name)[obs]
         bad = np.flatnonzero(~(e > 0))
         if bad.size:
             raise SurrogateError(f"{source}: {name} column {col!r} must be positive at every observed area, found {e[bad[0]]:g} "
-                                 f"at area {names[obs[bad[0]]]}")  # fmt: skip
+                                 f"at area {at.name(obs[bad[0]])}")  # fmt: skip
         if name == "population" and result.counts is not None:
             e = e * result.counts.sum() / e.sum()  # expected counts at the overall rate
         result.log_offset = np.log(e)
         result.expected = e if result.likelihood == "poisson" else None
     if offset is not None:
-        o = aligned(offset, "offset")[obs]
+        o = at.column(offset, "offset")[obs]
         if not np.isfinite(o).all():
             raise SurrogateError(f"{source}: offset column {offset!r} must be finite at every observed area, found {o[~np.isfinite(o)][0]} "
-                                 f"at area {names[obs[np.flatnonzero(~np.isfinite(o))[0]]]}")  # fmt: skip
+                                 f"at area {at.name(obs[np.flatnonzero(~np.isfinite(o))[0]])}")  # fmt: skip
         result.log_offset = o
-    if covariates:
-        missing = sorted(set(range(n)) - set(rows))
-        if missing:
-            raise SurrogateError(f"covariates are needed at every area; {source} has no row for {len(missing)} area(s): "
-                                 f"{', '.join(names[i] for i in missing[:5])}")  # fmt: skip
-        X = np.column_stack([aligned(c, "covariate") for c in covariates])
-        for j, c in enumerate(covariates):
-            bad = np.flatnonzero(~np.isfinite(X[:, j]))
-            if bad.size:
-                raise SurrogateError(f"{source}: covariate {c!r} has missing or non-finite values at {bad.size} area(s): "
-                                     f"{', '.join(names[i] for i in bad[:5])}")  # fmt: skip
-            if np.ptp(X[:, j]) == 0:
-                raise SurrogateError(f"{source}: covariate {c!r} is constant ({X[0, j]:g} at every area): it cannot be standardised "
-                                     "and is confounded with the intercept")  # fmt: skip
-        result.covariates = tuple(covariates)
-        result.x_mean, result.x_sd = X.mean(0), X.std(0)
-        result.X = (X - result.x_mean) / result.x_sd
-    else:
+
+
+def set_covariates(result: AreaData, at: Aligned, covariates: tuple[str, ...]) -> None:
+    n, source = at.domain.size, at.source
+    if not covariates:
         result.X = np.zeros((n, 0))
-    return result
+        return
+    missing = sorted(set(range(n)) - set(at.rows))
+    if missing:
+        raise SurrogateError(f"covariates are needed at every area; {source} has no row for {len(missing)} area(s): "
+                             f"{', '.join(at.name(i) for i in missing[:5])}")  # fmt: skip
+    X = np.column_stack([at.column(c, "covariate") for c in covariates])
+    for j, c in enumerate(covariates):
+        bad = np.flatnonzero(~np.isfinite(X[:, j]))
+        if bad.size:
+            raise SurrogateError(f"{source}: covariate {c!r} has missing or non-finite values at {bad.size} area(s): "
+                                 f"{', '.join(at.name(i) for i in bad[:5])}")  # fmt: skip
+        if np.ptp(X[:, j]) == 0:
+            raise SurrogateError(f"{source}: covariate {c!r} is constant ({X[0, j]:g} at every area): it cannot be standardised "
+                                 "and is confounded with the intercept")  # fmt: skip
+    result.covariates = tuple(covariates)
+    result.x_mean, result.x_sd = X.mean(0), X.std(0)
+    result.X = (X - result.x_mean) / result.x_sd
 
 
 def read_area_data(path: str | Path, domain: Domain, id_column: str, **columns) -> AreaData:
