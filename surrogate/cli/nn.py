@@ -63,7 +63,6 @@ from surrogate.cli.common import CONTEXT, float_list, int_list, main, user_error
 @user_errors
 def train(ctx, out, data_dir, resume, force, map_, **options):
     """Train an AE, VAE or CVAE into a run directory (on images, or on draws of a GP or spatial prior)."""
-    from surrogate.errors import SurrogateError
     from surrogate.nn.config import TrainConfig
     from surrogate.nn.train import train as run_training
 

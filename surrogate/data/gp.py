@@ -68,6 +68,17 @@ def check_range(name: str, value) -> tuple[float, float]:
     return lo, hi
 
 
+def factor_groups(size: int) -> int:
+    """How many hyperparameter values one call of a prior's ``sample`` draws (each costs one O(size^3)
+    factorisation, shared by count / groups draws): 16, fewer for large sizes, at least 2."""
+    return int(np.clip(4e9 / max(size, 1) ** 3, 2, 16))
+
+
+def draws_per_value(count: int, values: list) -> list[int]:
+    """How many of ``count`` draws each hyperparameter value gets (as even as can be)."""
+    return [len(a) for a in np.array_split(np.arange(count), len(values))]
+
+
 @lru_cache(maxsize=8)
 def _cholesky(dim: int, n: int, kernel: str, lengthscale: float) -> np.ndarray:
     x = grid_points(dim, n)
@@ -120,7 +131,7 @@ class GPPrior:
         check a PriorCVAE at one value).
         """
         check_positive_int("count", count)
-        groups = groups or int(np.clip(4e9 / self.size**3, 2, 16))
+        groups = groups or factor_groups(self.size)
 
         def uniform(m: int, lo: float, hi: float) -> torch.Tensor:
             return lo + (hi - lo) * torch.rand(m, generator=generator, device=generator.device, dtype=torch.float64)
@@ -131,9 +142,8 @@ class GPPrior:
             ells = [self.lengthscale[0]]
         else:
             ells = uniform(min(groups, count), *self.lengthscale).cpu().tolist()
-        sizes = [len(a) for a in np.array_split(np.arange(count), len(ells))]
         fields, ell_out = [], []
-        for ell, m in zip(ells, sizes):
+        for ell, m in zip(ells, draws_per_value(count, ells)):
             chol = torch.from_numpy(_cholesky(self.dim, self.n, self.kernel, round(ell, 12))).to(device)
             eps = torch.randn(self.size, m, generator=generator, device=generator.device, dtype=torch.float64).to(device)
             fields.append((chol @ eps).T)

@@ -16,6 +16,7 @@ from functools import cached_property
 import numpy as np
 import torch
 
+from surrogate.data.gp import draws_per_value, factor_groups
 from surrogate.errors import check_choice, check_positive_int
 from surrogate.priors import REGISTRY, prior_class
 from surrogate.spatial.domain import Domain
@@ -165,11 +166,10 @@ class SpatialPrior:
             return own
         # gp, agg-gp, car: one factorisation per hyperparameter value, shared by count / groups draws
         lo, hi = self.condition
-        groups = groups or int(np.clip(4e9 / max(n, 1) ** 3, 2, 16))
+        groups = groups or factor_groups(n)
         values = [float(value)] if value is not None else ([lo] if lo == hi else uniform(min(groups, count), lo, hi).cpu().tolist())
-        sizes = [len(a) for a in np.array_split(np.arange(count), len(values))]
         fields, conds = [], []
-        for v, m in zip(values, sizes):
+        for v, m in zip(values, draws_per_value(count, values)):
             L = torch.from_numpy(self._factor(v)).to(device)
             fields.append(randn(m, L.shape[1]) @ L.T)
             conds.append(torch.full((m,), v, dtype=torch.float64, device=device))

@@ -89,9 +89,43 @@ def decoded_draws(model, count: int, lengthscale: float | None, seed: int) -> np
     return model.decode(z, c).double().numpy()
 
 
+def compare_draws(model, values, covariance, exact_draws, draws: int, seed: int, max_cov_error: float, key: str = "value") -> tuple[list, list]:
+    """The check's rows, one per hyperparameter value (``None``: a VAE's mixture), and the plots' panels.
+
+    ``covariance(v)``: the prior's covariance at ``v``; ``exact_draws(count, seed, v)``: exact prior draws
+    ``[count, N]``. Each row: covariance error of decoded draws beside the linear floor (rank K) and the
+    sampling floor (exact draws), marginal variance ratios, an MMD test, and the verdicts.
+    """
+    rows, panels = [], []
+    for i, v in enumerate(values):
+        C = covariance(v)
+        dec = decoded_draws(model, draws, v, seed + i)
+        exact = exact_draws(draws, seed + 1000 + i, v)
+        m = min(draws, 500)
+        mmd, p_value = mmd_test(dec[:m], exact[:m], seed=seed + i)
+        ratio = (dec**2).mean(0) / np.diag(C)
+        row = {key: v, "cov_error": covariance_error(dec, C), "cov_error_linear": linear_floor(C, model.latent_dim),
+               "cov_error_floor": covariance_error(exact, C), "variance_ratio_min": float(ratio.min()),
+               "variance_ratio_median": float(np.median(ratio)), "marginal_variance": float((dec**2).mean()), "mmd2": mmd,
+               "mmd_p_value": p_value}  # fmt: skip
+        row["worse_than_linear"] = worse_than_linear(row)
+        row["passed"] = passes(row, max_cov_error)
+        rows.append(row)
+        panels.append((v, C, dec, exact))
+    return rows, panels
+
+
+def check_arguments(draws: int, max_cov_error: float) -> None:
+    check_positive_int("draws", draws)
+    if draws < 10:
+        raise SurrogateError(f"draws must be at least 10 for a covariance estimate, found {draws}")
+    if not max_cov_error > 0:
+        raise SurrogateError(f"max-cov-error must be positive, found {max_cov_error}")
+
+
 def check_prior(run_dir, draws: int = 2000, lengthscales: tuple[float, ...] | None = None, max_cov_error: float = 0.2,
                 seed: int = 0, out: str | Path | None = None) -> dict:  # fmt: skip
-    """Compare decoded and exact GP draws (see the module docstring); write JSON and PNG to ``out``."""
+    """Compare decoded and exact prior draws (see the module docstring); write JSON and PNG to ``out``."""
     model, config, _ = load_model(run_dir)
     if config.is_spatial:
         from surrogate.tasks.prior_check import check_spatial
@@ -99,11 +133,7 @@ def check_prior(run_dir, draws: int = 2000, lengthscales: tuple[float, ...] | No
         return check_spatial(model, config, draws, lengthscales, max_cov_error, seed, out, run_dir)
     if not config.is_gp:
         raise SurrogateError(f"check-prior needs a run trained on prior draws (gp1d, gp2d or --prior); {run_dir} was trained on {config.dataset}")
-    check_positive_int("draws", draws)
-    if draws < 10:
-        raise SurrogateError(f"draws must be at least 10 for a covariance estimate, found {draws}")
-    if not max_cov_error > 0:
-        raise SurrogateError(f"max-cov-error must be positive, found {max_cov_error}")
+    check_arguments(draws, max_cov_error)
     prior = config.gp_prior()
     lo, hi = prior.lengthscale
     if lengthscales is None:
@@ -114,22 +144,14 @@ def check_prior(run_dir, draws: int = 2000, lengthscales: tuple[float, ...] | No
         if not lo <= ell <= hi:
             raise SurrogateError(f"lengthscale {ell} is outside the training range [{lo}, {hi}] of this PriorCVAE")
     mean_variance = float(np.mean(prior.variance))
-    rows, panels = [], []
-    for i, ell in enumerate(lengthscales):
-        kernel = prior.covariance(ell, mean_variance)
-        dec = decoded_draws(model, draws, ell, seed + i)
-        exact = prior.sample(draws, torch.Generator().manual_seed(seed + 1000 + i), lengthscale=ell)[0].double().numpy()
-        m = min(draws, 500)
-        mmd, p_value = mmd_test(dec[:m], exact[:m], seed=seed + i)
-        ratio = (dec**2).mean(0) / np.diag(kernel)
-        row = {"lengthscale": ell, "cov_error": covariance_error(dec, kernel), "cov_error_linear": linear_floor(kernel, model.latent_dim),
-               "cov_error_floor": covariance_error(exact, kernel), "variance_ratio_min": float(ratio.min()),
-               "variance_ratio_median": float(np.median(ratio)), "marginal_variance": float((dec**2).mean()), "kernel_variance": mean_variance,
-               "mmd2": mmd, "mmd_p_value": p_value}  # fmt: skip
-        row["worse_than_linear"] = worse_than_linear(row)
-        row["passed"] = passes(row, max_cov_error)
-        rows.append(row)
-        panels.append((ell, kernel, dec, exact))
+
+    def exact(count: int, seed: int, ell: float) -> np.ndarray:
+        return prior.sample(count, torch.Generator().manual_seed(seed), lengthscale=ell)[0].double().numpy()
+
+    rows, panels = compare_draws(model, lengthscales, lambda ell: prior.covariance(ell, mean_variance), exact, draws, seed, max_cov_error,
+                                 "lengthscale")  # fmt: skip
+    for row in rows:
+        row["kernel_variance"] = mean_variance
     result = {"run_dir": str(run_dir), "dataset": config.dataset, "kernel": prior.kernel, "grid": prior.n, "latent": model.latent_dim,
               "draws": draws, "max_cov_error": max_cov_error, "passed": all(r["passed"] for r in rows), "checks": rows}  # fmt: skip
     return write_check(out, result, lambda path: plot_check(path, prior, panels))

@@ -23,40 +23,31 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from surrogate.errors import SurrogateError, check_positive_int
+from surrogate.errors import SurrogateError
 from surrogate.fileio import pyplot, save_figure
-from surrogate.tasks.gp_check import covariance_error, decoded_draws, linear_floor, mmd_test, passes, worse_than_linear, write_check
+from surrogate.tasks.gp_check import check_arguments, compare_draws, write_check
 
 
 def check_spatial(model, config, draws: int = 2000, values=None, max_cov_error: float = 0.2, seed: int = 0, out=None, run_dir=None) -> dict:
     """The check of a run trained with ``--prior`` (see the module docstring)."""
-    check_positive_int("draws", draws)
+    check_arguments(draws, max_cov_error)
     prior = config.spatial_prior()
     K = model.latent_dim
     lo, hi = prior.condition or (None, None)
     if values is None:
         values = (None,) if not model.cond_dim else tuple(float(v) for v in np.round(lo + (hi - lo) * np.array([0.1, 0.5, 0.9]), 4))
-    rows, panels = [], []
-    for i, v in enumerate(values):
+    for v in values:
         if v is not None and not model.cond_dim:
             raise SurrogateError(f"this VAE marginalises {prior.condition_name}; check it without values (found {v})")
         if v is not None and not lo <= v <= hi:
             raise SurrogateError(f"{prior.condition_name} {v} is outside the training range [{lo}, {hi}]")
-        C = prior.mean_covariance() if v is None else prior.covariance(v)
-        dec = decoded_draws(model, draws, v, seed + i)
-        if v is None and prior.condition is not None and not prior.fixed:  # exact draws from the mixture the VAE learnt
-            exact = prior.sample(draws, torch.Generator().manual_seed(seed + 1000 + i))[0].double().numpy()
-        else:
-            exact = prior.sample(draws, torch.Generator().manual_seed(seed + 1000 + i), value=v)[0].double().numpy()
-        m = min(draws, 500)
-        _, p_value = mmd_test(dec[:m], exact[:m], seed=seed + i)
-        ratio = (dec**2).mean(0) / np.diag(C)
-        row = {"value": v, "cov_error": covariance_error(dec, C), "cov_error_linear": linear_floor(C, K), "cov_error_floor": covariance_error(exact, C),
-               "variance_ratio_min": float(ratio.min()), "variance_ratio_median": float(np.median(ratio)), "mmd_p_value": p_value}  # fmt: skip
-        row["worse_than_linear"] = worse_than_linear(row)
-        row["passed"] = passes(row, max_cov_error)
-        rows.append(row)
-        panels.append((v, C, dec))
+
+    def exact(count: int, seed: int, v: float | None) -> np.ndarray:
+        mixture = v is None and prior.condition is not None and not prior.fixed  # exact draws from the mixture the VAE learnt
+        return prior.sample(count, torch.Generator().manual_seed(seed), value=None if mixture else v)[0].double().numpy()
+
+    covariance = lambda v: prior.mean_covariance() if v is None else prior.covariance(v)  # noqa: E731
+    rows, panels = compare_draws(model, values, covariance, exact, draws, seed, max_cov_error)
     result = {"run_dir": str(run_dir), "prior": prior.kind, "condition_name": prior.condition_name, "locations": prior.size, "latent": K,
               "draws": draws, "max_cov_error": max_cov_error, "passed": all(r["passed"] for r in rows), "checks": rows,
               "linear_floor_share": prior.kept_share(K), "k99": prior.spectrum()["k99"]}  # fmt: skip
@@ -80,7 +71,7 @@ def format_spatial_check(result: dict) -> str:
 def plot_spatial_check(path: Path, panels, prior) -> None:
     plt = pyplot()
     fig, axes = plt.subplots(len(panels), 3, figsize=(11, 3.3 * len(panels)), squeeze=False)
-    for row, (v, C, dec) in zip(axes, panels):
+    for row, (v, C, dec, _) in zip(axes, panels):
         vmax = np.abs(C).max()
         row[0].imshow(C, vmin=-vmax, vmax=vmax, cmap="RdBu_r")
         row[0].set_title(f"{prior.kind} covariance" + ("" if v is None else f", {prior.condition_name} {v:g}"))
