@@ -119,11 +119,12 @@ def model_of(prior, domain) -> tuple[str, dict]:
 
 def fit(formula: str, data, domain, prior="bym2", family: str = "poisson", trials: str | None = None, id: str | None = None,
         threshold: float = 1.0, engine="auto", out=None, intercept_prior=(0.0, 2.0), beta_sd: float = 1.0, field_sd: float = 1.0,
-        iid: bool = False, **sampler) -> Fit:  # fmt: skip
+        iid: bool = False, truth=None, **sampler) -> Fit:  # fmt: skip
     """Fit ``formula`` to ``data`` on ``domain`` with ``prior`` (see the module docstring).
 
     ``sampler``: chains (4), warmup (1000), draws (1000), seed (1), adapt_delta (0.8), max_treedepth (10),
-    init, dense_metric. ``out``: also write the fit folder there.
+    init, dense_metric. ``out``: also write the fit folder there. ``truth``: a known ``eta`` per area (simulated data),
+    scored by RMSE and 90% coverage as ``gp-fit`` scores its truth.
     """
     from surrogate.api.formula import formula_table
     from surrogate.inference import SamplerSettings, get_engine
@@ -150,5 +151,6 @@ def fit(formula: str, data, domain, prior="bym2", family: str = "poisson", trial
         area.expected = np.exp(area.log_offset)  # offset(log(expected)): the expected counts, shown per area
     settings = SamplerSettings(**sampler)
     priors = {"intercept": tuple(intercept_prior), "beta_sd": beta_sd, "field_sd": field_sd, "iid": iid}
-    result = fit_areas(model, area, settings, get_engine(engine) if isinstance(engine, str) else engine, out, priors=priors, **options)
+    result = fit_areas(model, area, settings, get_engine(engine) if isinstance(engine, str) else engine, out, priors=priors,
+                        truth=truth, **options)  # fmt: skip
     return Fit(result, area, threshold)

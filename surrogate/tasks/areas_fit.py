@@ -19,21 +19,27 @@ from pathlib import Path
 import numpy as np
 
 from surrogate.decoder.io import load_decoder
-from surrogate.decoder.schema import LIKELIHOOD_CODES
 from surrogate.errors import SurrogateError, check_choice
 from surrogate.fileio import pyplot, save_figure, write_text
 from surrogate.inference import SamplerSettings, get_engine, to_inference_data
-from surrogate.inference.diagnostics import RHAT_LIMIT, convergence, import_arviz
+from surrogate.inference.diagnostics import convergence, import_arviz
 from surrogate.inference.fitdir import FitResult, write_fit_dir
 from surrogate.priors import exact_models, prior_class
 from surrogate.spatial.data import AreaData
 from surrogate.spatial.domain import check_same_domain
 from surrogate.spatial.priors import SpatialPrior
-from surrogate.tasks.gp_check import check_warning
+from surrogate.tasks.fitting import (
+    INTERVAL,
+    decoder_record,
+    observation_stan_data,
+    speed,
+    squeeze_draws,
+    truth_scores,
+    warning_lines,
+)
 
 MODELS = ("surrogate", *exact_models())  # surrogate, or the exact model of a registered prior
 SURROGATE_PROGRAM = "areas_surrogate"
-INTERVAL = 0.9
 
 
 # ----------------------------------------------------------------------------
@@ -41,16 +47,11 @@ INTERVAL = 0.9
 
 
 def observation_data(data: AreaData, priors: dict) -> dict:
-    like = data.likelihood
-    empty = np.zeros(0, dtype=int)
-    return {
-        "N_obs": data.n_obs, "obs_idx": data.obs_idx + 1, "likelihood": LIKELIHOOD_CODES[like],
-        "y": data.y if like == "gaussian" else np.zeros(0), "counts": data.counts if like != "gaussian" else empty,
-        "trials": data.trials if like == "binomial" else empty, "log_offset": data.log_offset,
-        "intercept_prior_mean": priors["intercept"][0], "intercept_prior_sd": priors["intercept"][1],
-        "sigma_prior_scale": priors["noise_sd"], "P": len(data.covariates), "X": data.X,
-        "beta_prior_sd": priors["beta_sd"], "field_sd_prior_scale": priors["field_sd"], "iid": int(priors["iid"]),
-    }  # fmt: skip
+    """The observations (as every program reads them) and the covariates, field scale and unstructured effect."""
+    return {**observation_stan_data(data.likelihood, data.obs_idx, data.log_offset, data.y, data.counts, data.trials, priors["intercept"],
+                                    priors["noise_sd"]),
+            "P": len(data.covariates), "X": data.X, "beta_prior_sd": priors["beta_sd"], "field_sd_prior_scale": priors["field_sd"],
+            "iid": int(priors["iid"])}  # fmt: skip
 
 
 def resolve_prior(model: str, data: AreaData, decoder_json=None, kernel: str | None = None, condition=None, islands: str | None = None) -> tuple:
@@ -115,8 +116,9 @@ DEFAULT_PRIORS = {"intercept": (0.0, 2.0), "beta_sd": 1.0, "field_sd": 1.0, "noi
 
 
 def fit_areas(model: str, data: AreaData, settings: SamplerSettings | None = None, engine: str = "auto", out=None, decoder_json=None,
-              kernel: str | None = None, condition=None, islands: str | None = None, priors: dict | None = None) -> FitResult:  # fmt: skip
-    """Fit ``model`` to ``data``; ``condition`` is the hyperparameter's range (lengthscale, alpha or rho)."""
+              kernel: str | None = None, condition=None, islands: str | None = None, priors: dict | None = None, truth=None) -> FitResult:  # fmt: skip
+    """Fit ``model`` to ``data``; ``condition`` is the hyperparameter's range (lengthscale, alpha or rho); ``truth``: a known
+    linear predictor ``eta`` at every area (simulated data), scored by RMSE and 90% coverage."""
     settings = settings or SamplerSettings()
     priors = {**DEFAULT_PRIORS, **(priors or {})}
     prior, decoder, meta = resolve_prior(model, data, decoder_json, kernel, condition, islands)
@@ -130,12 +132,8 @@ def fit_areas(model: str, data: AreaData, settings: SamplerSettings | None = Non
         cond = draws.pop("cond")
         if cond.shape[-1] == 1 and hyper:
             draws[hyper] = cond[..., 0]
-    for name in ("rho", "sigma_iid", "sigma", "ell_par"):
-        if name in draws and draws[name].ndim == 3:
-            if draws[name].shape[-1] == 1 and name != "ell_par":
-                draws[name] = draws[name][..., 0]
-            else:
-                del draws[name]
+    draws.pop("ell_par", None)
+    squeeze_draws(draws, ("rho", "sigma_iid", "sigma"))
     if "ell" in draws and prior.fixed:
         del draws["ell"]
     P = len(data.covariates)
@@ -150,10 +148,9 @@ def fit_areas(model: str, data: AreaData, settings: SamplerSettings | None = Non
     attrs = {"program": f"{program}.stan", "model": model, "prior": prior.kind, "likelihood": data.likelihood,
              "domain_hash": data.domain.content_hash()}  # fmt: skip
     idata = to_inference_data(fit, coords, dims, observed, None, attrs, log_likelihood=["log_lik"])
-    scores = score(idata, data, fit, prior, model, priors)
+    scores = score(idata, data, fit, prior, model, priors, truth)
     if meta is not None:
-        scores["decoder"] = {"path": str(decoder_json), "weights_sha256": meta.get("weights_sha256"), "prior": meta["spatial"]["prior"],
-                             "check_prior": meta.get("check_prior")}  # fmt: skip
+        scores["decoder"] = decoder_record(decoder_json, meta) | {"prior": meta["spatial"]["prior"]}
     result = FitResult("areas", idata, scores, format_fit(scores), log=fit.log)
     if out is not None:
         write_outputs(Path(out), result, data, fit.log)
@@ -172,7 +169,7 @@ def loo_summary(idata) -> dict:
             "pareto_k_over_0.7": int((k > 0.7).sum()), "pareto_k_0.5_to_0.7": int(((k > 0.5) & (k <= 0.7)).sum())}  # fmt: skip
 
 
-def score(idata, data: AreaData, fit, prior: SpatialPrior, model: str, priors: dict) -> dict:
+def score(idata, data: AreaData, fit, prior: SpatialPrior, model: str, priors: dict, truth=None) -> dict:
     """Convergence, speed, covariate effects, LOO."""
     post = idata.posterior
     names = [n for n in ("intercept", "beta", "sigma_field", "ell", "alpha", "rho", "sigma_iid", "sigma", "eta") if n in post]
@@ -181,11 +178,11 @@ def score(idata, data: AreaData, fit, prior: SpatialPrior, model: str, priors: d
     result = {"model": model, "program": f"{program_of(model, prior)}.stan", "prior": prior.to_dict() | {"domain": None}, "priors": priors,
               "likelihood": data.likelihood, "areas": data.domain.size, "observed": data.n_obs, "domain_hash": data.domain.content_hash(),
               "chains": post.sizes["chain"], "draws": post.sizes["draw"], "max_rhat": conv["max_rhat"], "min_ess_bulk": conv["min_ess_bulk"],
-              "min_ess_bulk_eta": ess_eta, "wall_s": fit.timing["wall_s"], "compile_s": fit.timing["compile_s"],
-              "sampling_s": float(max(fit.timing["sampling_s"])) + float(max(fit.timing["warmup_s"])), **fit.sampler_problems()}  # fmt: skip
+              "min_ess_bulk_eta": ess_eta, **speed(fit), **fit.sampler_problems()}  # fmt: skip
     result["ess_per_s"] = ess_eta / result["wall_s"]
     result["ess_per_sampling_s"] = ess_eta / result["sampling_s"]
-    result["us_per_gradient"] = 1e6 * float(sum(fit.timing["sampling_s"])) / float(fit.stats["n_steps"].sum())
+    if truth is not None:  # a simulated truth: the same scoring as gp-fit's
+        result |= truth_scores(post["eta"].values.reshape(-1, data.domain.size), truth)
     lo_q, hi_q = (1 - INTERVAL) / 2, (1 + INTERVAL) / 2
     effects = []
     for j, name in enumerate(data.covariates):
@@ -218,13 +215,9 @@ def format_fit(r: dict) -> str:
         if name in r:
             lo, hi = r[name]["interval90"]
             lines.append(f"{name:<19} {r[name]['mean']:.3f} (90% interval {lo:.3f}-{hi:.3f})")
-    if r["divergences"]:
-        lines.append(f"WARNING: {r['divergences']} divergent transitions: raise --adapt-delta")
-    if r["chains"] > 1 and r["max_rhat"] > RHAT_LIMIT:
-        lines.append(f"WARNING: max R-hat {r['max_rhat']:.3f} > {RHAT_LIMIT}: run more warmup and draws")
-    gate = check_warning((r.get("decoder") or {}).get("check_prior"), r["model"])
-    if gate:
-        lines.append(gate)
+    if "rmse" in r:
+        lines.append(f"vs the truth        RMSE {r['rmse']:.3f} of eta; 90% intervals cover {100 * r['coverage90']:.0f}% of areas")
+    lines += warning_lines(r)
     if r["pareto_k_over_0.7"]:
         lines.append(f"note: {r['pareto_k_over_0.7']} area(s) with Pareto k > 0.7: elpd_loo is unreliable there")
     return "\n".join(lines)

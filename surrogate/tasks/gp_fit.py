@@ -25,16 +25,22 @@ from surrogate.decoder.schema import GP_LATENT, KERNEL_CODES, LIKELIHOOD_CODES
 from surrogate.errors import SurrogateError, check_choice, check_positive_int
 from surrogate.fileio import pyplot, read_json_object, save_figure
 from surrogate.inference import SamplerSettings, get_engine, to_inference_data
-from surrogate.inference.diagnostics import RHAT_LIMIT, import_arviz
+from surrogate.inference.diagnostics import import_arviz
 from surrogate.inference.fitdir import FitResult, write_fit_dir
-from surrogate.tasks.gp_check import check_warning
+from surrogate.tasks.fitting import (
+    decoder_record,
+    observation_stan_data,
+    speed,
+    squeeze_draws,
+    truth_scores,
+    warning_lines,
+)
 
 DATA_FORMAT = "surrogate-gp-data/1"
 MODELS = ("surrogate", "exact", "hsgp")
 #: HSGP basis size and boundary factor rules (Riutort-Mayol et al. 2023, Table 1):
 #: m >= m_factor * c / (ell / S), c >= max(1.2, c_factor * ell / S), S the half-range.
 HSGP_RULES = {"rbf": (1.75, 3.2), "matern52": (2.65, 4.1), "matern32": (3.42, 4.5), "matern12": (3.42, 4.5)}
-INTERVAL = 0.9  # central posterior interval scored for coverage
 
 
 # ----------------------------------------------------------------------------
@@ -135,14 +141,8 @@ def read_data(path: str | Path) -> dict:
 
 
 def observation_data(data: dict, intercept_prior=(0.0, 2.0), sigma_prior_scale: float = 1.0) -> dict:
-    like = data["likelihood"]
-    n = len(data["obs_idx"])
-    return {
-        "N_obs": n, "obs_idx": data["obs_idx"], "likelihood": LIKELIHOOD_CODES[like],
-        "y": data.get("y", np.zeros(0)), "counts": data.get("counts", np.zeros(0, dtype=int)) if like != "gaussian" else np.zeros(0, dtype=int),
-        "trials": data.get("trials", np.zeros(0, dtype=int)), "log_offset": data["log_offset"],
-        "intercept_prior_mean": float(intercept_prior[0]), "intercept_prior_sd": float(intercept_prior[1]), "sigma_prior_scale": float(sigma_prior_scale),
-    }  # fmt: skip
+    return observation_stan_data(data["likelihood"], data["obs_idx"] - 1, data["log_offset"], data.get("y"), data.get("counts"),
+                                 data.get("trials"), intercept_prior, sigma_prior_scale)  # fmt: skip
 
 
 def hsgp_size(kernel: str, ell_lower: float, ell_upper: float) -> tuple[int, float]:
@@ -220,12 +220,7 @@ def fit_gp(model: str, data: dict, settings: SamplerSettings | None = None, engi
     latent = GP_LATENT[model]
     dims = {"f": ["cell"], "log_lik": ["obs"], latent: [f"{latent}_dim"], "eta": ["cell"]}
     fit.draws["eta"] = fit.draws["intercept"][..., None] + fit.draws["f"]
-    for name in ("ell", "sigma"):  # length-1 arrays become scalars, empty ones go
-        if name in fit.draws and fit.draws[name].ndim == 3:
-            if fit.draws[name].shape[-1] == 1:
-                fit.draws[name] = fit.draws[name][..., 0]
-            else:
-                del fit.draws[name]
+    squeeze_draws(fit.draws, ("ell", "sigma"))
     fit.draws.pop("ell_par", None)
     lo, hi = prior["lengthscale_prior"]
     if lo == hi:  # a fixed lengthscale is a constant, not a posterior
@@ -236,7 +231,7 @@ def fit_gp(model: str, data: dict, settings: SamplerSettings | None = None, engi
     scores = score(idata, data, fit, prior, model)
     if model == "surrogate":
         _, meta = load_decoder(options["decoder_json"])
-        scores["decoder"] = {"path": str(options["decoder_json"]), "weights_sha256": meta.get("weights_sha256"), "check_prior": meta.get("check_prior")}
+        scores["decoder"] = decoder_record(options["decoder_json"], meta)
     result = FitResult("gp", idata, scores, format_fit(scores))
     if out is not None:
         write_fit_outputs(Path(out), result, data, fit.log)
@@ -251,23 +246,19 @@ def score(idata, data: dict, fit, prior: dict, model: str) -> dict:
     ess_eta = az.ess(idata, var_names=["eta"], method="bulk")["eta"].values
     names = [n for n in ("f", "intercept", "ell", "sigma") if n in post]
     rhat = float(np.nanmax(az.rhat(idata, var_names=names).to_array().values)) if post.sizes["chain"] > 1 else float("nan")
-    sampling = float(max(fit.timing["sampling_s"])) + float(max(fit.timing["warmup_s"]))
+    timing = speed(fit)
     result = {"model": model, **prior, "likelihood": data["likelihood"], "cells": data["D"], "observed": len(data["obs_idx"]),
               "chains": post.sizes["chain"], "draws": post.sizes["draw"], "max_rhat": rhat,
               "min_ess_bulk_f": float(np.nanmin(ess_f)), "min_ess_bulk_eta": float(np.nanmin(ess_eta)),
-              "wall_s": fit.timing["wall_s"], "compile_s": fit.timing["compile_s"], "warmup_plus_sampling_s": sampling,
+              "wall_s": timing["wall_s"], "compile_s": timing["compile_s"], "warmup_plus_sampling_s": timing["sampling_s"],
               **fit.sampler_problems()}  # fmt: skip
     result["ess_per_s"] = result["min_ess_bulk_f"] / result["wall_s"]
-    result["us_per_gradient"] = 1e6 * float(sum(fit.timing["sampling_s"])) / float(fit.stats["n_steps"].sum())  # sampling phase
+    result["us_per_gradient"] = timing["us_per_gradient"]  # sampling phase
     if "ell" in post:
         result["ell_mean"] = float(post["ell"].mean())
         result["ell_interval"] = np.quantile(post["ell"].values, [0.05, 0.95]).tolist()
     if "eta_true" in data:
-        eta = post["eta"].values.reshape(-1, data["D"])
-        lo, hi = np.quantile(eta, [(1 - INTERVAL) / 2, (1 + INTERVAL) / 2], axis=0)
-        truth = data["eta_true"]
-        result["rmse"] = float(np.sqrt(np.mean((eta.mean(0) - truth) ** 2)))
-        result["coverage90"] = float(np.mean((truth >= lo) & (truth <= hi)))
+        result |= truth_scores(post["eta"].values.reshape(-1, data["D"]), data["eta_true"])
         result["true_lengthscale"] = data["truth"].get("lengthscale")
     return result
 
@@ -282,14 +273,7 @@ def format_fit(result: dict) -> str:
         lines.append(f"lengthscale         {result['ell_mean']:.3f} (90% interval {lo:.3f}-{hi:.3f})")
     if "rmse" in result:
         lines.append(f"vs the truth        RMSE {result['rmse']:.3f} of eta = intercept + f; 90% intervals cover {100 * result['coverage90']:.0f}% of cells")
-    if result["divergences"]:
-        lines.append(f"WARNING: {result['divergences']} divergent transitions: raise --adapt-delta")
-    if result["chains"] > 1 and result["max_rhat"] > RHAT_LIMIT:
-        lines.append(f"WARNING: max R-hat {result['max_rhat']:.3f} > {RHAT_LIMIT}: run more warmup and draws")
-    gate = check_warning((result.get("decoder") or {}).get("check_prior"), result["model"])
-    if gate:
-        lines.append(gate)
-    return "\n".join(lines)
+    return "\n".join(lines + warning_lines(result))
 
 
 def write_fit_outputs(out: Path, result: FitResult, data: dict, log: str = "") -> None:
