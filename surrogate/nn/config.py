@@ -11,7 +11,9 @@ from surrogate.data.gp import GP_DATASETS, GPPrior, check_range
 from surrogate.errors import SurrogateError, check_choice, check_positive_int
 from surrogate.nn.losses import RECON_LOSSES
 from surrogate.nn.models import HIDDEN_ACTIVATIONS, MODEL_KINDS, OUTPUT_ACTIVATIONS
-from surrogate.spatial.priors import ISLAND_RULES, PRIORS
+from surrogate.priors import prior_class
+from surrogate.spatial.graph import ISLAND_RULES
+from surrogate.spatial.priors import PRIORS
 
 
 @dataclass
@@ -111,8 +113,7 @@ class TrainConfig:
     def spatial_prior(self):
         """The spatial prior the training draws come from (dataset spatial)."""
 
-        value = {"gp": self.lengthscale, "agg-gp": self.lengthscale, "car": self.alpha, "bym2": self.rho}.get(self.prior)
-        return _spatial_prior(self.prior, self.domain(), self.kernel, value, self.islands, self.agg_grid)
+        return _spatial_prior(self.prior, self.domain(), self.kernel, self.condition_value, self.islands, self.agg_grid)
 
     def simulator(self):
         """What draws the training data of a simulated data set (``.sample(count, generator, device=)``)."""
@@ -240,11 +241,19 @@ class TrainConfig:
             raise SurrogateError(f"spatial priors are drawn at unit variance (the Stan programs infer the field's sd); found variance {self.variance}")
         check_positive_int("epoch-size", self.epoch_size)
         check_positive_int("valid-size", self.valid_size)
-        prior = self.spatial_prior()  # reads the domain; checks the hyperparameter range and the island rule
-        if self.model == "cvae" and prior.fixed:
-            name = prior.condition_name
-            what = f"a fixed {name} {prior.condition[0]}" if name else "no hyperparameter (icar)"
+        spec = prior_class(self.prior)  # the domain is read when the prior is first used (spatial_prior), not here
+        value = self.condition_value
+        if spec.hyper is not None and value is not None:
+            value = spec.hyper.check(value)
+        if self.model == "cvae" and (spec.hyper is None or (value is not None and value[0] == value[1])):
+            name = spec.hyper.name if spec.hyper else None
+            what = f"a fixed {name} {value[0]}" if name else "no hyperparameter (icar)"
             raise SurrogateError(f"model cvae conditions on the prior's hyperparameter and needs a range lo,hi; prior {self.prior} has {what}")
+
+    @property
+    def condition_value(self):
+        """The spatial prior's hyperparameter as given (lengthscale, alpha or rho); None: its default (or icar's none)."""
+        return {"gp": self.lengthscale, "agg-gp": self.lengthscale, "car": self.alpha, "bym2": self.rho}.get(self.prior)
 
     # --- persistence ---
     def to_dict(self) -> dict:

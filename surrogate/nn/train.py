@@ -239,6 +239,8 @@ def train(
 ) -> TrainResult:
     """Train ``config`` into the run directory ``out`` (see the module docstring)."""
     out = Path(out)
+    if config.is_spatial:  # reads the domain and checks the prior on it (island rule, range) before anything is written
+        config.spatial_prior()
     state = prepare_run_dir(out, config, resume, force)
     device = select_device(config.device)
     prior, xt, ct, xv, cv = training_data(config, data_dir, device)

@@ -132,3 +132,18 @@ def test_api_fit_gives_the_cli_draws_and_its_outputs(block, trained, tmp_path):
     assert "1" in labels and not any("times" in t or "^" in t for t in labels), labels
     report = fit.report(tmp_path / "api")
     assert report.name == "report.html" and (tmp_path / "api" / "areas.csv").is_file() and (tmp_path / "api" / "maps.png").is_file()
+
+
+def test_a_configuration_is_checked_without_reading_its_map(tmp_path):
+    """Settings are validated when built (named errors); the map is read lazily, when training starts, before anything is written."""
+    from surrogate.nn.config import TrainConfig
+    from surrogate.nn.train import train
+
+    config = TrainConfig(prior="bym2", map=str(tmp_path / "none.geojson"), id_column="code", model="vae")
+    with pytest.raises(SurrogateError, match=r"map .*none.geojson does not exist"):
+        train(config, tmp_path / "run", log=lambda _: None)
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(SurrogateError, match=r"rho must lie in \[0, 1\], found 0.2,1.2"):
+        TrainConfig(prior="bym2", map="any.geojson", rho=(0.2, 1.2))
+    with pytest.raises(SurrogateError, match=r"prior icar has no hyperparameter \(icar\)"):
+        TrainConfig(prior="icar", map="any.geojson", model="cvae")
