@@ -67,6 +67,13 @@ class Surrogate:
                 f"latent {self.model.latent_dim}, {self.run_dir})")  # fmt: skip
 
     @property
+    def settings(self):
+        """The run's settings in sections (data / model / optim): a :class:`~surrogate.api.settings.TrainSettings`."""
+        from surrogate.api.settings import TrainSettings
+
+        return TrainSettings.from_config(self.config)
+
+    @property
     def latent(self) -> int:
         return self.model.latent_dim
 

@@ -64,38 +64,42 @@ def as_prior(prior) -> Prior:
     return prior
 
 
-def train(prior, domain: Domain, model: str | None = None, latent="auto", epochs: int = 30, out=None, seed: int = 1,
-          epoch_size: int = 10_000, hidden=(400, 200, 100), device: str = "auto", resume: bool = False, force: bool = False,
-          log=print, **options):  # fmt: skip
+def train(prior, domain: Domain, model: str | None = None, latent="auto", epochs: int | None = None, out=None, seed: int | None = None,
+          settings=None, resume: bool = False, force: bool = False, log=print, **options):  # fmt: skip
     """Train a decoder of ``prior`` on ``domain`` and return the :class:`~surrogate.api.surrogate.Surrogate`.
 
-    ``model``: ``cvae`` (conditioned on the prior's hyperparameter; the default where it has a range) or
-    ``vae``; ``latent``: an int or ``"auto"`` (the K whose Karhunen-Loeve basis keeps 99% of the variance);
-    further ``options`` are :class:`~surrogate.nn.config.TrainConfig` fields (``lr``, ``batch_size``, ...).
+    ``settings``: a :class:`~surrogate.api.settings.TrainSettings` (data / model / optim sections); the keywords
+    ``model`` (``cvae``, conditioned on the prior's hyperparameter, the default where it has a range, or ``vae``),
+    ``latent`` (an int or ``"auto"``: the K whose Karhunen-Loeve basis keeps 99% of the variance), ``epochs`` and
+    ``seed`` override it, and further ``options`` are :class:`~surrogate.nn.config.TrainConfig` fields.
     """
+    from surrogate.api.settings import TrainSettings
     from surrogate.api.surrogate import Surrogate
     from surrogate.nn.config import TrainConfig
     from surrogate.nn.train import train as run_training
 
+    settings = settings if settings is not None else TrainSettings()
+    if not isinstance(settings, TrainSettings):
+        raise SurrogateError(f"settings must be a TrainSettings, found {type(settings).__name__}")
+    flat = settings.flat() | {k: v for k, v in (("model", model), ("epochs", epochs), ("seed", seed)) if v is not None}
+    if latent != "auto" or "latent" not in flat:
+        flat["latent"] = latent
     spec = as_prior(prior)
     bound = spec.on(domain)  # checks the prior on this domain before anything is written
-    if model is None:
-        model = "vae" if bound.fixed else "cvae"
-    if model not in MODELS:
-        raise SurrogateError(f"model must be one of {', '.join(MODELS)} for a spatial prior, found {model!r}")
+    flat["model"] = flat["model"] or ("vae" if bound.fixed else "cvae")
+    if flat["model"] not in MODELS:
+        raise SurrogateError(f"model must be one of {', '.join(MODELS)} for a spatial prior, found {flat['model']!r}")
     folder = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="surrogate-run-"))
     if out is not None and not (force or resume) and (folder / "config.json").exists():
         raise SurrogateError(f"out {folder} already holds a run; pass resume=True to continue it or force=True to replace it")
-    settings = {"prior": spec.name, "kernel": bound.kernel if bound.spec.has_kernel else "matern52", "islands": bound.islands,
-                "agg_grid": bound.agg_grid, "model": model, "epochs": epochs, "seed": seed, "epoch_size": epoch_size,
-                "hidden": tuple(hidden), "device": device, **domain_settings(domain, folder), **options}  # fmt: skip
+    fields = {**flat, "prior": spec.name, "kernel": bound.kernel if bound.spec.has_kernel else "matern52", "islands": bound.islands,
+              "agg_grid": bound.agg_grid, **domain_settings(domain, folder), **options}  # fmt: skip
     if spec.hyper is not None:
-        key = {"lengthscale": "lengthscale", "rho": "rho", "alpha": "alpha"}[spec.hyper.name]
-        settings[key] = bound.condition
-    probe = TrainConfig(**{**settings, "latent": 1, "model": "vae"})
-    settings["latent"], message = resolve_latent(latent, probe)
+        fields[spec.hyper.name] = bound.condition
+    probe = TrainConfig(**{**fields, "latent": 1, "model": "vae"})
+    fields["latent"], message = resolve_latent(fields["latent"], probe)
     if message:
         log(message)
-    config = TrainConfig(**settings)
+    config = TrainConfig(**fields)
     result = run_training(config, folder, resume=resume, force=force or (out is None and not resume), log=log)
     return Surrogate(folder, result.model, config, temporary=out is None)

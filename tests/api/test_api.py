@@ -147,3 +147,19 @@ def test_a_configuration_is_checked_without_reading_its_map(tmp_path):
         TrainConfig(prior="bym2", map="any.geojson", rho=(0.2, 1.2))
     with pytest.raises(SurrogateError, match=r"prior icar has no hyperparameter \(icar\)"):
         TrainConfig(prior="icar", map="any.geojson", model="cvae")
+
+
+def test_nested_settings_name_the_field_and_reach_the_run(block, tmp_path):
+    settings = sg.TrainSettings(data=sg.DataSettings(epoch_size=300, valid_size=50), model=sg.ModelSettings(kind="vae", latent=8, hidden=(32,)),
+                                optim=sg.OptimSettings(epochs=1, batch_size=64, seed=3))  # fmt: skip
+    domain = sg.Domain.from_map(block["path"], id="code", contiguity="rook")
+    s = sg.train(sg.BYM2(), domain, settings=settings, out=tmp_path / "run", log=lambda _: None)
+    assert s.settings == settings and (s.config.latent, s.config.epoch_size, s.config.hidden, s.config.seed) == (8, 300, (32,), 3)
+    assert sg.train(sg.BYM2(), domain, settings=settings, epochs=0, seed=5, log=lambda _: None).settings.optim.seed == 5
+    for build, message in ((lambda: sg.ModelSettings(latent=0), r"model.latent must be a positive integer, found 0"),
+                           (lambda: sg.ModelSettings(kind="gan"), r"model.kind must be one of vae, cvae, found 'gan'"),
+                           (lambda: sg.OptimSettings(lr=-1), r"optim.lr must be a positive number, found -1"),
+                           (lambda: sg.DataSettings(epoch_size=0), r"data.epoch_size must be a positive integer, found 0"),
+                           (lambda: sg.TrainSettings(model=sg.OptimSettings()), r"settings.model must be a ModelSettings, found OptimSettings")):
+        with pytest.raises(SurrogateError, match=message):
+            build()
