@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from surrogate.errors import SurrogateError
+from surrogate.errors import SurrogateError, as_flags
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "show_default": True, "max_content_width": 100}
 
@@ -20,7 +20,7 @@ def user_errors(fn):
         try:
             return fn(*args, **kwargs)
         except SurrogateError as exc:
-            raise click.ClickException(str(exc)) from None
+            raise click.ClickException(as_flags(str(exc))) from None
         except KeyboardInterrupt:
             click.echo("interrupted; completed work is saved", err=True)
             sys.exit(130)

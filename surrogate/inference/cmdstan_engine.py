@@ -39,7 +39,7 @@ def check_cmdstanpy_version(version: str) -> None:
     (lo, hi) = CMDSTANPY_RANGE
     if not (len(found) == 2 and lo <= found < hi):
         raise SurrogateError(f"engine cmdstan needs cmdstanpy>={lo[0]}.{lo[1]},<{hi[0]}, found cmdstanpy {version}; "
-                             f"pip install 'cmdstanpy>={lo[0]}.{lo[1]},<{hi[0]}' or use --engine pystan")  # fmt: skip
+                             f"pip install 'cmdstanpy>={lo[0]}.{lo[1]},<{hi[0]}' or use engine='pystan'")  # fmt: skip
 
 
 class CmdStanEngine:
@@ -67,7 +67,7 @@ class CmdStanEngine:
         except (ValueError, RuntimeError) as exc:
             raise SurrogateError(
                 f"engine cmdstan was requested but no CmdStan installation was found ({first_line(exc)}); "
-                "install CmdStan (python -m cmdstanpy.install_cmdstan), give --cmdstan-path, or use --engine pystan"
+                "install CmdStan (python -m cmdstanpy.install_cmdstan), give cmdstan_path=DIR, or use engine='pystan'"
             ) from None
         finally:
             console.drain_captured()

@@ -166,10 +166,10 @@ class PyStanEngine:
             raise SurrogateError("engine pystan runs each chain in a process of its own, and this process is a daemon, which may not "
                                  "start any (a Dask worker started with the default settings?): start the workers with "
                                  "DASK_DISTRIBUTED__WORKER__DAEMON=False (surrogate batch does so for its LocalCluster), "
-                                 "or use --engine cmdstan")  # fmt: skip
+                                 "or use engine='cmdstan'")  # fmt: skip
         if settings.dense_metric:
             raise SurrogateError("dense_metric is not available with engine pystan (httpstan runs only "
-                                 "hmc_nuts_diag_e_adapt); use --engine cmdstan or the default diagonal metric")  # fmt: skip
+                                 "hmc_nuts_diag_e_adapt); use engine='cmdstan' or the default diagonal metric")  # fmt: skip
         t0 = time.perf_counter()
         model, name, stanc = self._build(program, data, settings.seed)
         compile_s = time.perf_counter() - t0

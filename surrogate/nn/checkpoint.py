@@ -73,11 +73,11 @@ def prepare_run_dir(out: Path, config: TrainConfig, resume: bool, force: bool) -
     saved config to match ``config`` in everything but epochs and device.
     """
     if resume and force:
-        raise SurrogateError("--resume and --force contradict each other: pick one")
+        raise SurrogateError("resume=True and force=True contradict each other: pick one")
     existing = [name for name in RUN_FILES if (out / name).exists()]
     if not existing:
         if resume:
-            raise SurrogateError(f"--resume: {out} holds no run to resume (no config.json or checkpoint.pt)")
+            raise SurrogateError(f"resume=True: {out} holds no run to resume (no config.json or checkpoint.pt)")
         return None
     if force:
         for name in existing:
@@ -85,8 +85,8 @@ def prepare_run_dir(out: Path, config: TrainConfig, resume: bool, force: bool) -
         return None
     if not resume:
         raise SurrogateError(
-            f"{out} already holds a run ({', '.join(existing)}); pass --resume to continue it "
-            f"or --force to replace it"
+            f"{out} already holds a run ({', '.join(existing)}); pass resume=True to continue it "
+            f"or force=True to replace it"
         )
     saved = TrainConfig.load(out / "config.json") if (out / "config.json").exists() else None
     state = load_checkpoint(out / "checkpoint.pt") if (out / "checkpoint.pt").exists() else None

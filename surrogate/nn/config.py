@@ -209,7 +209,7 @@ class TrainConfig:
         if not self.is_spatial:
             changed = [k.replace("_", "-") for k in spatial_keys if getattr(self, k) != defaults[k]]
             if changed:
-                raise SurrogateError(f"{', '.join(changed)} {'applies' if len(changed) == 1 else 'apply'} to spatial priors only (--prior); dataset is {self.dataset}")
+                raise SurrogateError(f"{', '.join(changed)} {'applies' if len(changed) == 1 else 'apply'} to spatial priors only (prior=NAME); dataset is {self.dataset}")
         else:
             return self.validate_spatial()
         gp_keys = ("grid", "kernel", "lengthscale", "variance", "epoch_size", "valid_size")
@@ -232,7 +232,7 @@ class TrainConfig:
 
     def validate_spatial(self) -> None:
         if self.prior is None:
-            raise SurrogateError(f"dataset spatial needs --prior, one of {', '.join(PRIORS)}")
+            raise SurrogateError(f"dataset spatial needs prior=NAME, one of {', '.join(PRIORS)}")
         check_choice("prior", self.prior, PRIORS)
         check_choice("islands", self.islands, ISLAND_RULES)
         if self.digits or self.train_size is not None:

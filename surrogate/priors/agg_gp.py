@@ -28,7 +28,7 @@ class AggGP(GP):
     def validate(cls, bound) -> None:
         check_choice("kernel", bound.kernel, tuple(KERNEL_CODES))
         if bound.domain.kind != "areas":
-            raise SurrogateError(f"prior agg-gp averages a GP within polygons and needs --map, found a {bound.domain.kind} domain")
+            raise SurrogateError(f"prior agg-gp averages a GP within polygons and needs map=FILE (polygons), found a {bound.domain.kind} domain")
         check_positive_int("agg-grid", bound.agg_grid)
 
     @classmethod

@@ -84,14 +84,14 @@ def _numeric(series, what: str, source: str) -> np.ndarray:
 def check_column_choice(counts, trials, value, exposure, population, offset) -> None:
     """One outcome, at most one offset, trials only with counts and without an offset."""
     if (counts is None) == (value is None):
-        raise SurrogateError("give exactly one outcome: --counts COL (Poisson, or binomial with --trials) or --value COL (Gaussian)")
+        raise SurrogateError("give exactly one outcome: counts=COLUMN (Poisson, or binomial with trials=COLUMN) or value=COLUMN (Gaussian)")
     if trials is not None and counts is None:
-        raise SurrogateError("--trials needs --counts (the binomial successes)")
+        raise SurrogateError("trials=COLUMN needs counts=COLUMN (the binomial successes)")
     offsets = [n for n, v in (("exposure", exposure), ("population", population), ("offset", offset)) if v is not None]
     if len(offsets) > 1:
-        raise SurrogateError(f"give at most one of --exposure, --population and --offset; found {', '.join(offsets)}")
+        raise SurrogateError(f"give at most one of exposure=COLUMN, population=COLUMN and offset=COLUMN; found {', '.join(offsets)}")
     if trials is not None and offsets:
-        raise SurrogateError(f"the binomial likelihood takes its denominator from --trials; --{offsets[0]} does not apply")
+        raise SurrogateError(f"the binomial likelihood takes its denominator from trials=COLUMN; {offsets[0]}=COLUMN does not apply")
 
 
 @dataclass

@@ -188,7 +188,7 @@ def _check_ids(values, column: str, source: str) -> tuple[str, ...]:
 
 def _check_column(columns, column: str | None, source: str) -> str:
     if column is None:
-        raise SurrogateError(f"{source}: give --id-column, one of its columns: {', '.join(map(str, columns))}")
+        raise SurrogateError(f"{source}: give id=COLUMN, one of its columns: {', '.join(map(str, columns))}")
     if column not in columns:
         raise SurrogateError(f"{source} has no id column {column!r}; its columns: {', '.join(map(str, columns))}")
     return column
@@ -271,7 +271,7 @@ def load_domain(map_path: str | None = None, points: str | None = None, grid: in
     """The domain named by exactly one of ``map_path``, ``points`` or ``grid`` (cached)."""
     given = [name for name, v in (("map", map_path), ("points", points), ("grid", grid)) if v is not None]
     if len(given) != 1:
-        raise SurrogateError(f"give exactly one domain: --map FILE, --points FILE or --grid N; found {', '.join(given) or 'none'}")
+        raise SurrogateError(f"give exactly one domain: map=FILE, points=FILE or grid=N; found {', '.join(given) or 'none'}")
     if map_path is not None:
         return read_map(map_path, id_column, contiguity)
     if points is not None:

@@ -48,17 +48,17 @@ def prepare_graph(domain: Domain, islands: str = "refuse", prior: str = "icar") 
     """Components, islands and scaling factors of ``domain`` under an island rule."""
     check_choice("islands", islands, ISLAND_RULES)
     if not domain.has_adjacency:
-        raise SurrogateError(f"prior {prior} needs a neighbourhood structure: give --map (polygons) or --grid, not --points")
+        raise SurrogateError(f"prior {prior} needs a neighbourhood structure: give map=FILE (polygons) or grid=N, not points=FILE")
     edges, added = domain.edges, []
     lonely = np.flatnonzero(domain.degrees == 0)
     if lonely.size and islands == "refuse":
         names = ", ".join(domain.ids[i] for i in lonely[:10])
         raise SurrogateError(f"the map has {lonely.size} island(s) without neighbours ({names}); prior {prior} needs a rule: "
-                             "--islands independent (an independent effect per island, Freni-Sterrantino et al. 2018) "
-                             "or --islands nearest (join each to the nearest area)")  # fmt: skip
+                             "islands='independent' (an independent effect per island, Freni-Sterrantino et al. 2018) "
+                             "or islands='nearest' (join each to the nearest area)")  # fmt: skip
     if lonely.size and islands == "nearest":
         if domain.size < 2:
-            raise SurrogateError("--islands nearest needs at least two areas")
+            raise SurrogateError("islands='nearest' needs at least two areas")
         d = np.linalg.norm(domain.coords[lonely, None, :] - domain.coords[None, :, :], axis=-1)
         d[np.arange(lonely.size), lonely] = np.inf
         near = d.argmin(1)

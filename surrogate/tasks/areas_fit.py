@@ -63,13 +63,13 @@ def resolve_prior(model: str, data: AreaData, decoder_json=None, kernel: str | N
         decoder, meta = load_decoder(decoder_json)
         spatial = meta.get("spatial") or {}
         if not spatial:
-            raise SurrogateError(f"{decoder_json} is not a spatial surrogate (its .meta.json has no spatial section; train with --prior)")
+            raise SurrogateError(f"{decoder_json} is not a spatial surrogate (its .meta.json has no spatial section; train with prior=NAME)")
         check_same_domain(spatial["domain"], data.domain, f"decoder {decoder_json}")
         if model != "surrogate" and spatial["prior"] != model:
-            raise SurrogateError(f"decoder {decoder_json} was trained on prior {spatial['prior']}; the exact model for it is --model "
-                                 f"{spatial['prior']}, found --model {model}")  # fmt: skip
+            raise SurrogateError(f"decoder {decoder_json} was trained on prior {spatial['prior']}; the exact model for it is model="
+                                 f"{spatial['prior']}, found model={model}")  # fmt: skip
     elif model == "surrogate":
-        raise SurrogateError("model surrogate needs --decoder (a decoder.json exported from a run trained with --prior)")
+        raise SurrogateError("model surrogate needs decoder=FILE (a decoder.json exported from a run trained with prior=NAME)")
     kind = spatial.get("prior", model)
     trained = tuple(spatial.get("condition") or ())
     if condition is not None and trained:
@@ -95,7 +95,7 @@ def resolve_prior(model: str, data: AreaData, decoder_json=None, kernel: str | N
 def stan_data(model: str, data: AreaData, prior: SpatialPrior, decoder: dict | None, priors: dict) -> dict:
     """The data of ``program_of(model, prior)``."""
     if priors["iid"] and model == "bym2":
-        raise SurrogateError("bym2 has an unstructured area effect of its own: --iid does not apply")
+        raise SurrogateError("bym2 has an unstructured area effect of its own: iid=True does not apply")
     obs = observation_data(data, priors)
     if model == "surrogate":
         lo, hi = prior.condition or (0.0, 0.0)
@@ -345,6 +345,6 @@ def fit_table(data_path, model: str, map_path=None, points=None, grid: int | Non
     domain = load_domain(None if map_path is None else str(map_path), None if points is None else str(points), grid,
                          id_column if map_path is not None or points is not None else None, contiguity or "queen")  # fmt: skip
     if id_column is None:
-        raise SurrogateError("give --id-column: the column that names the areas in the data table (and in the map)")
+        raise SurrogateError("give id=COLUMN: the column that names the areas in the data table (and in the map)")
     data = read_area_data(data_path, domain, id_column, **(columns or {}))
     return fit_areas(model, data, decoder_json=decoder_json, **options)

@@ -132,7 +132,7 @@ def check_prior(run_dir, draws: int = 2000, lengthscales: tuple[float, ...] | No
 
         return check_spatial(model, config, draws, lengthscales, max_cov_error, seed, out, run_dir)
     if not config.is_gp:
-        raise SurrogateError(f"check-prior needs a run trained on prior draws (gp1d, gp2d or --prior); {run_dir} was trained on {config.dataset}")
+        raise SurrogateError(f"check-prior needs a run trained on prior draws (gp1d, gp2d or prior=NAME); {run_dir} was trained on {config.dataset}")
     check_arguments(draws, max_cov_error)
     prior = config.gp_prior()
     lo, hi = prior.lengthscale

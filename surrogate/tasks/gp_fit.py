@@ -167,7 +167,7 @@ def stan_data(model: str, data: dict, decoder_json=None, kernel: str | None = No
             raise SurrogateError(f"grid size does not match the decoder: the data are on a {data['grid']}^{data['dim']} grid "
                                  f"({data['D']} cells), the decoder {decoder_json} on a {gp['grid']}^{gp['dim']} grid ({decoder['D']} cells)")  # fmt: skip
     elif model == "surrogate":
-        raise SurrogateError("model surrogate needs --decoder (a decoder.json exported from a gp1d/gp2d run)")
+        raise SurrogateError("model surrogate needs decoder=FILE (a decoder.json exported from a gp1d/gp2d run)")
     kernel = kernel or gp.get("kernel") or data["truth"].get("kernel") or "matern52"
     check_choice("kernel", kernel, KERNELS)
     trained = tuple(gp.get("lengthscale", ()))

@@ -110,3 +110,11 @@ def test_compile_command_reports_cached_programs_and_refuses_unknown_names():
     assert bad.exit_code == 1 and "unknown Stan program 'gp_exactt'; valid names: " in bad.output and "inpaint_dominant" in bad.output
     bad = runner.invoke(main, ["compile", "--jobs", "0"])
     assert bad.exit_code == 1 and "jobs must be a positive integer, found 0" in bad.output
+
+
+def test_library_errors_name_parameters_and_the_command_line_shows_flags():
+    from surrogate.errors import as_flags
+
+    text = "prior icar needs a rule: islands='independent' (one effect each) or islands='nearest'; give id=COLUMN; pass resume=True"
+    assert as_flags(text) == "prior icar needs a rule: --islands independent (one effect each) or --islands nearest; give --id-column COLUMN; pass --resume"
+    assert as_flags("rho=(0, 1) and valid=1 stay as they are") == "rho=(0, 1) and valid=1 stay as they are"

@@ -65,7 +65,7 @@ def test_existing_run_is_protected(tmp_path, mnist_dir):
     out = tmp_path / "run"
     quiet(small_config(epochs=1), out, mnist_dir)
     before = (out / "checkpoint.pt").read_bytes()
-    with pytest.raises(SurrogateError, match="already holds a run .*pass --resume to continue it or --force"):
+    with pytest.raises(SurrogateError, match="already holds a run .*pass resume=True to continue it or force=True"):
         quiet(small_config(epochs=1, latent=5), out, mnist_dir)
     with pytest.raises(SurrogateError, match=r"settings differ from the saved run \(latent: saved 4, given 5\)"):
         quiet(small_config(epochs=2, latent=5), out, mnist_dir, resume=True)

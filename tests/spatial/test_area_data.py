@@ -60,7 +60,7 @@ def test_binomial_trials(domain):
     ({"x": np.r_[np.nan, np.ones(8)]}, {"covariates": ("x",)}, r"covariate 'x' has missing or non-finite values at 1 area\(s\): A00"),
     ({"x": 3.0}, {"covariates": ("x",)}, r"covariate 'x' is constant \(3 at every area\)"),
     ({}, {"covariates": ("nope",)}, r"has no covariate column 'nope'; its columns: code, cases, births, x"),
-    ({}, {"exposure": "births", "offset": "x"}, r"give at most one of --exposure, --population and --offset; found exposure, offset"),
+    ({}, {"exposure": "births", "offset": "x"}, r"give at most one of exposure=COLUMN, population=COLUMN and offset=COLUMN; found exposure, offset"),
 ])  # fmt: skip
 def test_bad_data_are_named(domain, changes, columns, message):
     with pytest.raises(SurrogateError, match=message):

@@ -59,7 +59,7 @@ def test_bad_maps_are_clear_errors(tmp_path, squares):
         read_map(garbage, "code")
     with pytest.raises(SurrogateError, match=r"has no id column 'FIPS'; its columns: code, row, col"):
         read_map(squares, "FIPS")
-    with pytest.raises(SurrogateError, match=r"give --id-column"):
+    with pytest.raises(SurrogateError, match=r"give id=COLUMN"):
         read_map(squares, None)
     dup = json.loads(squares.read_text())
     dup["features"][1]["properties"]["code"] = "A00"
@@ -83,5 +83,5 @@ def test_points_and_grid_domains(tmp_path):
         read_points(sites)
     g = grid_domain(4)
     assert g.size == 16 and len(g.edges) == 24 and g.kind == "grid"
-    with pytest.raises(SurrogateError, match=r"give exactly one domain: --map FILE, --points FILE or --grid N; found map, grid"):
+    with pytest.raises(SurrogateError, match=r"give exactly one domain: map=FILE, points=FILE or grid=N; found map, grid"):
         load_domain(map_path="x.shp", grid=3)

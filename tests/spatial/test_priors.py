@@ -56,7 +56,7 @@ def test_condition_is_drawn_in_its_range(island_map):
 
 
 def test_island_rules(island_map):
-    with pytest.raises(SurrogateError, match=r"1 island\(s\) without neighbours \(ISLE\); prior icar needs a rule: --islands independent"):
+    with pytest.raises(SurrogateError, match=r"1 island\(s\) without neighbours \(ISLE\); prior icar needs a rule: islands='independent'"):
         SpatialPrior("icar", island_map)
     near = SpatialPrior("icar", island_map, islands="nearest")
     assert near.graph.added == (("ISLE", "A02"),) and len(near.graph.components) == 1 and near.graph.islands.size == 0

@@ -130,7 +130,7 @@ def test_decoder_from_another_map_is_refused(small_map, bym2_decoder, tmp_path):
     data = area_data(pd.DataFrame({"code": other.ids, "cases": 1}), other, "code", counts="cases")
     with pytest.raises(SurrogateError, match=r"decoder .*decoder.json was trained on another domain .*trained on 16 locations, the map has 9"):
         resolve_prior("surrogate", data, bym2_decoder)
-    with pytest.raises(SurrogateError, match=r"was trained on prior bym2; the exact model for it is --model bym2, found --model car"):
+    with pytest.raises(SurrogateError, match=r"was trained on prior bym2; the exact model for it is model=bym2, found model=car"):
         resolve_prior("car", data_of(small_map), bym2_decoder)
 
 
