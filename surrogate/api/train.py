@@ -50,7 +50,7 @@ def domain_settings(domain: Domain, folder: Path) -> dict:
     if domain.source and Path(domain.source).is_file():
         key = "map" if domain.kind == "areas" else "points"
         return {key: str(Path(domain.source).resolve()), "id_column": domain.id_column,
-                **({"contiguity": domain.contiguity} if domain.kind == "areas" else {})}  # fmt: skip
+                **({"contiguity": domain.contiguity, "snap": domain.snap} if domain.kind == "areas" else {})}  # fmt: skip
     folder.mkdir(parents=True, exist_ok=True)
     return domain.write(folder)
 

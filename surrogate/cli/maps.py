@@ -37,7 +37,8 @@ def names_list(ctx, param, value):
 @click.option("--lengthscale", callback=float_list, help="gp: lengthscale prior lo,hi  [default: the decoder's, else 0.05-0.5 x the extent]")
 @click.option("--alpha", callback=float_list, help="car: alpha prior lo,hi  [default: the decoder's, else 0.1,0.99]")
 @click.option("--rho", callback=float_list, help="bym2: rho prior lo,hi  [default: the decoder's, else 0,1]")
-@click.option("--contiguity", help="queen or rook  [default: the decoder's, else queen]")
+@click.option("--contiguity", help="queen, rook or fuzzy (touching anywhere)  [default: the decoder's, else queen]")
+@click.option("--snap", type=float, help="fuzzy contiguity: polygons within this distance (map units) are neighbours  [default: the decoder's]")
 @click.option("--islands", help="Areas without neighbours: refuse, independent or nearest  [default: the decoder's, else refuse]")
 @click.option("--iid", is_flag=True, help="Add an unstructured area effect (not with bym2, which has one).")
 @click.option("--intercept-prior", callback=float_list, default="0,2", help="Normal mean,sd of the intercept.")
@@ -47,7 +48,7 @@ def names_list(ctx, param, value):
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
 @user_errors
 def fit(data, map_, points, id_column, counts, trials, value, exposure, population, offset, covariates, model, decoder, kernel, lengthscale,
-        alpha, rho, contiguity, islands, iid, intercept_prior, beta_sd, field_sd, chains, warmup, draws, seed, adapt_delta, max_treedepth,
+        alpha, rho, contiguity, snap, islands, iid, intercept_prior, beta_sd, field_sd, chains, warmup, draws, seed, adapt_delta, max_treedepth,
         init_radius, dense_metric, engine, cmdstan_path, verbose, out):  # fmt: skip
     """Fit a map: a surrogate prior, or the exact BYM2, ICAR, CAR or GP model, with covariates and an offset."""
     from surrogate.errors import SurrogateError
@@ -67,7 +68,7 @@ def fit(data, map_, points, id_column, counts, trials, value, exposure, populati
     for name, v in (("beta-sd", beta_sd), ("field-sd", field_sd)):
         if not v > 0:
             raise SurrogateError(f"{name} must be positive, found {v}")
-    result = fit_table(data, model, map_, points, None, id_column, contiguity, columns, decoder, settings=settings,
+    result = fit_table(data, model, map_, points, None, id_column, contiguity, columns, decoder, snap=snap, settings=settings,
                        engine=get_engine(engine, cmdstan_path), out=out, kernel=kernel, condition=lengthscale or alpha or rho or None,
                        islands=islands, priors=priors)  # fmt: skip
     click.echo(result.text)

@@ -28,7 +28,9 @@ from surrogate.cli.common import CONTEXT, float_list, int_list, main, user_error
 @click.option("--map", "map_", type=click.Path(dir_okay=False, path_type=Path), help="Areas: a shapefile, GeoJSON or GeoPackage.")
 @click.option("--points", type=click.Path(dir_okay=False, path_type=Path), help="Sites: a CSV with columns id, x, y.")
 @click.option("--id-column", help="The map's (or sites file's) id column.")
-@click.option("--contiguity", default="queen", help="Neighbours: queen (sharing a point) or rook (sharing an edge).")
+@click.option("--contiguity", default="queen", help="Neighbours: queen (sharing a vertex), rook (sharing an edge) or fuzzy "
+              "(touching anywhere: for maps whose shared edges lack shared vertices).")
+@click.option("--snap", type=float, help="fuzzy contiguity: polygons within this distance (map units) are neighbours too.")
 @click.option("--islands", default="refuse", help="Areas without neighbours: refuse, independent or nearest.")
 @click.option("--alpha", default="0.1,0.99", callback=float_list, help="CAR dependence: fixed, or lo,hi (a cvae conditions on it).")
 @click.option("--rho", default="0,1", callback=float_list, help="BYM2 mixing: fixed, or lo,hi (a cvae conditions on it).")

@@ -12,6 +12,7 @@ from surrogate.errors import SurrogateError, check_choice, check_positive_int
 from surrogate.nn.losses import RECON_LOSSES
 from surrogate.nn.models import HIDDEN_ACTIVATIONS, MODEL_KINDS, OUTPUT_ACTIVATIONS
 from surrogate.priors import prior_class
+from surrogate.spatial.contiguity import CONTIGUITY, check_snap
 from surrogate.spatial.graph import ISLAND_RULES
 from surrogate.spatial.priors import PRIORS
 
@@ -35,7 +36,8 @@ class TrainConfig:
     map: str | None = None  # polygons: a shapefile, GeoJSON or GeoPackage
     points: str | None = None  # sites: a CSV with columns id, x, y
     id_column: str | None = None  # the map's (or sites file's) id column
-    contiguity: str = "queen"  # neighbours sharing a point (queen) or an edge (rook)
+    contiguity: str = "queen"  # neighbours sharing a point (queen), an edge (rook), or touching anywhere (fuzzy)
+    snap: float | None = None  # fuzzy contiguity: polygons within this distance (map units) are neighbours too
     islands: str = "refuse"  # areas without neighbours: refuse | independent | nearest
     alpha: tuple[float, ...] = (0.1, 0.99)  # CAR dependence: fixed, or (lo, hi) (a cvae conditions on it)
     rho: tuple[float, ...] = (0.0, 1.0)  # BYM2 mixing: fixed, or (lo, hi) (a cvae conditions on it)
@@ -108,7 +110,7 @@ class TrainConfig:
         """The spatial domain (dataset spatial): a map, sites or a grid."""
         from surrogate.spatial.domain import load_domain
 
-        return load_domain(self.map, self.points, self.grid, self.id_column, self.contiguity)
+        return load_domain(self.map, self.points, self.grid, self.id_column, self.contiguity, self.snap)
 
     def spatial_prior(self):
         """The spatial prior the training draws come from (dataset spatial)."""
@@ -205,7 +207,7 @@ class TrainConfig:
 
     def validate_gp(self) -> None:
         defaults = {f.name: f.default for f in fields(self)}
-        spatial_keys = ("prior", "map", "points", "id_column", "contiguity", "islands", "alpha", "rho", "agg_grid")
+        spatial_keys = ("prior", "map", "points", "id_column", "contiguity", "snap", "islands", "alpha", "rho", "agg_grid")
         if not self.is_spatial:
             changed = [k.replace("_", "-") for k in spatial_keys if getattr(self, k) != defaults[k]]
             if changed:
@@ -235,6 +237,8 @@ class TrainConfig:
             raise SurrogateError(f"dataset spatial needs prior=NAME, one of {', '.join(PRIORS)}")
         check_choice("prior", self.prior, PRIORS)
         check_choice("islands", self.islands, ISLAND_RULES)
+        check_choice("contiguity", self.contiguity, CONTIGUITY)
+        self.snap = check_snap(self.snap, self.contiguity)
         if self.digits or self.train_size is not None:
             raise SurrogateError(f"digits and train-size do not apply to prior draws (prior {self.prior}): set epoch-size")
         if self.variance != (1.0,):

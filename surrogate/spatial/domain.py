@@ -25,9 +25,10 @@ import numpy as np
 
 from surrogate.errors import SurrogateError, check_choice, check_positive_int
 from surrogate.fileio import atomic_path, write_text
+from surrogate.spatial.contiguity import CONTIGUITY, check_snap, fuzzy_pairs, touching_islands
 
 DOMAIN_KINDS = ("grid", "points", "areas")
-CONTIGUITY = ("queen", "rook")
+GRID_CONTIGUITY = ("queen", "rook")
 MAP_SUFFIXES = (".shp", ".geojson", ".json", ".gpkg")
 DOMAIN_FORMAT = "surrogate-domain/1"
 
@@ -43,14 +44,19 @@ class Domain:
     contiguity: str | None = None  # queen | rook (maps and grids)
     geometry: object = None  # the GeoSeries of a map (for choropleths), aligned with ids
     id_column: str | None = None  # the column that named the ids (maps and sites; not hashed)
+    snap: float | None = None  # fuzzy contiguity: polygons within this distance (map units) are neighbours
+    touching: dict = field(default_factory=dict)  # areas without neighbours at distance 0 from others: id -> ids they touch
 
     # --- constructors (the public API: ``sg.Domain.from_map(...)``) ---
     @classmethod
-    def from_map(cls, source, id: str | None = None, contiguity: str = "queen") -> "Domain":
-        """Areas of a shapefile, GeoJSON or GeoPackage path, or of a GeoDataFrame; ``id`` names the id column."""
+    def from_map(cls, source, id: str | None = None, contiguity: str = "queen", snap: float | None = None) -> "Domain":
+        """Areas of a shapefile, GeoJSON or GeoPackage path, or of a GeoDataFrame; ``id`` names the id column.
+
+        ``contiguity``: queen (polygons sharing a vertex), rook (sharing an edge's vertices) or fuzzy (touching or
+        overlapping anywhere, no shared vertex needed; with ``snap``, also lying within that many map units)."""
         if isinstance(source, (str, Path)):
-            return read_map(source, id, contiguity)
-        return map_domain(source, id, contiguity, "")
+            return read_map(source, id, contiguity, snap)
+        return map_domain(source, id, contiguity, "", snap)
 
     @classmethod
     def from_points(cls, source, id: str = "id", x: str = "x", y: str = "y") -> "Domain":
@@ -87,7 +93,7 @@ class Domain:
         with atomic_path(path) as tmp, warnings.catch_warnings():
             warnings.simplefilter("ignore")  # a map without a CRS; a temporary name without the .gpkg suffix
             self.to_geodataframe().to_file(tmp, driver="GPKG", layer="domain")
-        return {"map": str(path), "id_column": column, "contiguity": self.contiguity}
+        return {"map": str(path), "id_column": column, "contiguity": self.contiguity, "snap": self.snap}
 
     @property
     def size(self) -> int:
@@ -142,14 +148,18 @@ class Domain:
         if self.has_adjacency:
             comps = self.components()
             text += f", {len(self.edges)} {self.contiguity} neighbour pairs, {len(comps)} connected component(s)"
-            if self.islands():
-                text += f" incl. {len(self.islands())} island(s): {', '.join(self.islands()[:5])}"
+            lonely = [i for i in self.islands() if i not in self.touching]
+            if lonely:
+                text += f" incl. {len(lonely)} island(s): {', '.join(lonely[:5])}"
+            if self.touching:
+                text += (f"; {len(self.touching)} area(s) without {self.contiguity} neighbours touch others (a topology problem: "
+                         f"use contiguity fuzzy): {', '.join(list(self.touching)[:5])}")  # fmt: skip
         return text
 
     def to_dict(self) -> dict:
         """What an exported decoder records of its domain (enough to name differences)."""
         return {"format": DOMAIN_FORMAT, "kind": self.kind, "size": self.size, "hash": self.content_hash(),
-                "contiguity": self.contiguity, "ids": list(self.ids), "source": self.source, "edges": len(self.edges)}  # fmt: skip
+                "contiguity": self.contiguity, "snap": self.snap, "ids": list(self.ids), "source": self.source, "edges": len(self.edges)}  # fmt: skip
 
 
 def edges_from_neighbors(neighbors: dict, order: list) -> np.ndarray:
@@ -163,7 +173,7 @@ def grid_domain(n: int, contiguity: str = "rook") -> Domain:
     from libpysal.weights import lat2W
 
     check_positive_int("grid", n)
-    check_choice("contiguity", contiguity, CONTIGUITY)
+    check_choice("contiguity", contiguity, GRID_CONTIGUITY)
     from surrogate.data.gp import grid_points
 
     w = lat2W(n, n, rook=contiguity == "rook")
@@ -194,11 +204,12 @@ def _check_column(columns, column: str | None, source: str) -> str:
     return column
 
 
-def read_map(path: str | Path, id_column: str | None, contiguity: str = "queen") -> Domain:
+def read_map(path: str | Path, id_column: str | None, contiguity: str = "queen", snap: float | None = None) -> Domain:
     """The areal domain of a shapefile, GeoJSON or GeoPackage with an id column."""
     import geopandas as gpd
 
     check_choice("contiguity", contiguity, CONTIGUITY)
+    check_snap(snap, contiguity)
     path = Path(path)
     if not path.is_file():
         raise SurrogateError(f"map {path} does not exist (expected a {', '.join(MAP_SUFFIXES)} file)")
@@ -206,14 +217,15 @@ def read_map(path: str | Path, id_column: str | None, contiguity: str = "queen")
         gdf = gpd.read_file(path)
     except Exception as exc:  # pyogrio raises its own DataSourceError, fiona others
         raise SurrogateError(f"cannot read map {path}: {exc}") from None
-    return map_domain(gdf, id_column, contiguity, str(path))
+    return map_domain(gdf, id_column, contiguity, str(path), snap)
 
 
-def map_domain(gdf, id_column: str | None, contiguity: str = "queen", source: str = "") -> Domain:
+def map_domain(gdf, id_column: str | None, contiguity: str = "queen", source: str = "", snap: float | None = None) -> Domain:
     """The areal domain of a GeoDataFrame (``source``: the file it came from, for messages and provenance)."""
     from libpysal.weights import Queen, Rook
 
     check_choice("contiguity", contiguity, CONTIGUITY)
+    snap = check_snap(snap, contiguity)
     where = f"map {source}" if source else "the GeoDataFrame"
     if not hasattr(gdf, "geometry"):
         raise SurrogateError(f"a map must be a GeoDataFrame or a file path, found {type(gdf).__name__}")
@@ -226,13 +238,18 @@ def map_domain(gdf, id_column: str | None, contiguity: str = "queen", source: st
     if bad:
         raise SurrogateError(f"{where}: areas need polygon geometries; these have none or another type: {', '.join(bad[:5])}")
     gdf = gdf.reset_index(drop=True)
-    weights = (Queen if contiguity == "queen" else Rook).from_dataframe(gdf, use_index=False, silence_warnings=True)
-    edges = edges_from_neighbors(weights.neighbors, list(range(len(gdf))))
+    if contiguity == "fuzzy":
+        edges = fuzzy_pairs(geom.reset_index(drop=True), snap)
+    else:
+        weights = (Queen if contiguity == "queen" else Rook).from_dataframe(gdf, use_index=False, silence_warnings=True)
+        edges = edges_from_neighbors(weights.neighbors, list(range(len(gdf))))
     with warnings.catch_warnings():  # a geographic CRS: centroids and areas in degrees, as documented
         warnings.simplefilter("ignore", UserWarning)
         centroids, areas = geom.centroid, geom.area.values.astype(float)
     coords = np.column_stack([centroids.x.values, centroids.y.values]).astype(float)
-    return Domain("areas", ids, coords, edges, areas, source, contiguity, geom.reset_index(drop=True), column)
+    span = coords.max(0) - coords.min(0)
+    touching = {} if contiguity == "fuzzy" else touching_islands(geom.reset_index(drop=True), edges, ids, float(np.hypot(*span)) or 1.0)
+    return Domain("areas", ids, coords, edges, areas, source, contiguity, geom.reset_index(drop=True), column, snap, touching)
 
 
 def read_points(path: str | Path, id_column: str | None = "id", x: str = "x", y: str = "y") -> Domain:
@@ -267,13 +284,13 @@ def points_domain(table, id_column: str = "id", x: str = "x", y: str = "y", sour
 
 @lru_cache(maxsize=8)
 def load_domain(map_path: str | None = None, points: str | None = None, grid: int | None = None, id_column: str | None = None,
-                contiguity: str = "queen") -> Domain:  # fmt: skip
+                contiguity: str = "queen", snap: float | None = None) -> Domain:  # fmt: skip
     """The domain named by exactly one of ``map_path``, ``points`` or ``grid`` (cached)."""
     given = [name for name, v in (("map", map_path), ("points", points), ("grid", grid)) if v is not None]
     if len(given) != 1:
         raise SurrogateError(f"give exactly one domain: map=FILE, points=FILE or grid=N; found {', '.join(given) or 'none'}")
     if map_path is not None:
-        return read_map(map_path, id_column, contiguity)
+        return read_map(map_path, id_column, contiguity, snap)
     if points is not None:
         return read_points(points, id_column or "id")
     return grid_domain(grid, "rook" if contiguity == "rook" else "queen")
@@ -295,6 +312,8 @@ def check_same_domain(recorded: dict, domain: Domain, what: str) -> None:
         detail = f"the same ids in another order (first difference at position {next(i for i, (a, b) in enumerate(zip(ids, mine)) if a != b)})"
     elif recorded.get("contiguity") != domain.contiguity:
         detail = f"{what} used {recorded.get('contiguity')} contiguity, the map is read with {domain.contiguity}"
+    elif recorded.get("snap") != domain.snap:
+        detail = f"{what} used snap {recorded.get('snap')}, the map is read with snap {domain.snap}"
     elif recorded.get("edges") != len(domain.edges):
         detail = f"the adjacency differs: {recorded.get('edges')} neighbour pairs in {what}, {len(domain.edges)} in the map"
     else:

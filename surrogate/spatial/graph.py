@@ -49,6 +49,10 @@ def prepare_graph(domain: Domain, islands: str = "refuse", prior: str = "icar") 
     check_choice("islands", islands, ISLAND_RULES)
     if not domain.has_adjacency:
         raise SurrogateError(f"prior {prior} needs a neighbourhood structure: give map=FILE (polygons) or grid=N, not points=FILE")
+    if domain.touching:  # no neighbours, yet at distance 0 from others: not islands (no island rule applies)
+        from surrogate.spatial.contiguity import topology_message
+
+        raise SurrogateError(topology_message(domain.touching, domain.contiguity))
     edges, added = domain.edges, []
     lonely = np.flatnonzero(domain.degrees == 0)
     if lonely.size and islands == "refuse":

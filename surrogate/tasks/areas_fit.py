@@ -335,15 +335,17 @@ def choropleth(ax, domain, values: np.ndarray, cmap: str, centred: bool = False,
 
 
 def fit_table(data_path, model: str, map_path=None, points=None, grid: int | None = None, id_column: str | None = None,
-              contiguity: str | None = None, columns: dict | None = None, decoder_json=None, **options) -> FitResult:  # fmt: skip
+              contiguity: str | None = None, columns: dict | None = None, decoder_json=None, snap: float | None = None,
+              **options) -> FitResult:  # fmt: skip
     """Read the domain and the data table, then :func:`fit_areas` (what ``surrogate fit`` runs)."""
     from surrogate.spatial.data import read_area_data
     from surrogate.spatial.domain import load_domain
 
-    if contiguity is None and decoder_json is not None:
-        contiguity = (load_decoder(decoder_json)[1].get("spatial") or {}).get("domain", {}).get("contiguity")
+    if contiguity is None and decoder_json is not None:  # read the map as the decoder's was read
+        recorded = (load_decoder(decoder_json)[1].get("spatial") or {}).get("domain", {})
+        contiguity, snap = recorded.get("contiguity"), snap if snap is not None else recorded.get("snap")
     domain = load_domain(None if map_path is None else str(map_path), None if points is None else str(points), grid,
-                         id_column if map_path is not None or points is not None else None, contiguity or "queen")  # fmt: skip
+                         id_column if map_path is not None or points is not None else None, contiguity or "queen", snap)  # fmt: skip
     if id_column is None:
         raise SurrogateError("give id=COLUMN: the column that names the areas in the data table (and in the map)")
     data = read_area_data(data_path, domain, id_column, **(columns or {}))

@@ -66,7 +66,7 @@ def test_bad_maps_are_clear_errors(tmp_path, squares):
     (tmp_path / "dup.geojson").write_text(json.dumps(dup))
     with pytest.raises(SurrogateError, match=r"duplicate ids: A00"):
         read_map(tmp_path / "dup.geojson", "code")
-    with pytest.raises(SurrogateError, match=r"unknown contiguity 'bishop'; valid names: queen, rook"):
+    with pytest.raises(SurrogateError, match=r"unknown contiguity 'bishop'; valid names: fuzzy, queen, rook"):
         read_map(squares, "code", "bishop")
 
 
