@@ -21,7 +21,7 @@ import numpy as np
 from surrogate.decoder.io import load_decoder
 from surrogate.errors import SurrogateError, check_choice
 from surrogate.fileio import pyplot, save_figure, write_text
-from surrogate.inference import SamplerSettings, get_engine, to_inference_data
+from surrogate.inference import SamplerSettings
 from surrogate.inference.diagnostics import convergence, import_arviz
 from surrogate.inference.fitdir import FitResult, write_fit_dir
 from surrogate.priors import exact_models, prior_class
@@ -32,6 +32,7 @@ from surrogate.tasks.fitting import (
     INTERVAL,
     decoder_record,
     observation_stan_data,
+    sample,
     speed,
     squeeze_draws,
     truth_scores,
@@ -123,31 +124,29 @@ def fit_areas(model: str, data: AreaData, settings: SamplerSettings | None = Non
     priors = {**DEFAULT_PRIORS, **(priors or {})}
     prior, decoder, meta = resolve_prior(model, data, decoder_json, kernel, condition, islands)
     sdata = stan_data(model, data, prior, decoder, priors)
-    engine = get_engine(engine) if isinstance(engine, str) else engine
     program = program_of(model, prior)
-    fit = engine.run(program, sdata, settings)
-    draws = fit.draws
-    hyper = prior.posterior_name
-    if "cond" in draws:  # the surrogate's condition, named as the exact model names it
-        cond = draws.pop("cond")
-        if cond.shape[-1] == 1 and hyper:
-            draws[hyper] = cond[..., 0]
-    draws.pop("ell_par", None)
-    squeeze_draws(draws, ("rho", "sigma_iid", "sigma"))
-    if "ell" in draws and prior.fixed:
-        del draws["ell"]
-    P = len(data.covariates)
-    if P:  # coefficients on the covariates' own scale, and the intercept at their zero
-        draws["beta_original"] = draws["beta"] / data.x_sd
-        draws["intercept_original"] = draws["intercept"] - (draws["beta"] * (data.x_mean / data.x_sd)).sum(-1)
+
+    def tidy(draws: dict) -> None:
+        if "cond" in draws:  # the surrogate's condition, named as the exact model names it
+            cond = draws.pop("cond")
+            if cond.shape[-1] == 1 and prior.posterior_name:
+                draws[prior.posterior_name] = cond[..., 0]
+        draws.pop("ell_par", None)
+        squeeze_draws(draws, ("rho", "sigma_iid", "sigma"))
+        if "ell" in draws and prior.fixed:
+            del draws["ell"]
+        if data.covariates:  # coefficients on the covariates' own scale, and the intercept at their zero
+            draws["beta_original"] = draws["beta"] / data.x_sd
+            draws["intercept_original"] = draws["intercept"] - (draws["beta"] * (data.x_mean / data.x_sd)).sum(-1)
+
     ids = list(data.domain.ids)
     coords = {"area": ids, "obs": [ids[i] for i in data.obs_idx], "covariate": list(data.covariates), "latent": np.arange(sdata.get("K", 0))}
     dims = {name: ["area"] for name in ("f", "eta", "rr", "phi", "theta", "u_raw", "eta_f")}
-    dims |= {"log_lik": ["obs"], "beta": ["covariate"], "beta_original": ["covariate"], "z": ["latent"], "y": ["obs"], "counts": ["obs"]}
+    dims |= {"beta": ["covariate"], "beta_original": ["covariate"], "z": ["latent"]}
     observed = {"y": data.y} if data.y is not None else {"counts": data.counts}
     attrs = {"program": f"{program}.stan", "model": model, "prior": prior.kind, "likelihood": data.likelihood,
              "domain_hash": data.domain.content_hash()}  # fmt: skip
-    idata = to_inference_data(fit, coords, dims, observed, None, attrs, log_likelihood=["log_lik"])
+    fit, idata = sample(program, sdata, settings, engine, tidy, coords, dims, observed, attrs)
     scores = score(idata, data, fit, prior, model, priors, truth)
     if meta is not None:
         scores["decoder"] = decoder_record(decoder_json, meta) | {"prior": meta["spatial"]["prior"]}

@@ -16,6 +16,18 @@ from surrogate.tasks.gp_check import check_warning
 INTERVAL = 0.9  # central posterior interval scored for coverage
 
 
+def sample(program: str, sdata: dict, settings, engine, tidy, coords: dict, dims: dict, observed: dict, attrs: dict):
+    """(the engine's fit, InferenceData): run ``program`` on ``sdata``, tidy its draws in place (``tidy(draws)``: names,
+    derived quantities), and name their dims; the pointwise ``log_lik`` goes to its own group (for LOO)."""
+    from surrogate.inference import SamplerSettings, get_engine, to_inference_data
+
+    engine = get_engine(engine) if isinstance(engine, str) else engine
+    fit = engine.run(program, sdata, settings or SamplerSettings())
+    tidy(fit.draws)
+    dims = {"log_lik": ["obs"], "y": ["obs"], "counts": ["obs"], **dims}
+    return fit, to_inference_data(fit, coords, dims, observed, None, attrs, log_likelihood=["log_lik"])
+
+
 def observation_stan_data(likelihood: str, obs_idx: np.ndarray, log_offset: np.ndarray, y=None, counts=None, trials=None,
                           intercept_prior=(0.0, 2.0), sigma_prior_scale: float = 1.0) -> dict:  # fmt: skip
     """``stan/include/observations_data.stan``: the observed locations (0-based here, 1-based in Stan), the outcome and the offset."""

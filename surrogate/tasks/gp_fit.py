@@ -24,12 +24,13 @@ from surrogate.decoder.io import load_decoder
 from surrogate.decoder.schema import GP_LATENT, KERNEL_CODES, LIKELIHOOD_CODES
 from surrogate.errors import SurrogateError, check_choice, check_positive_int
 from surrogate.fileio import pyplot, read_json_object, save_figure
-from surrogate.inference import SamplerSettings, get_engine, to_inference_data
+from surrogate.inference import SamplerSettings
 from surrogate.inference.diagnostics import import_arviz
 from surrogate.inference.fitdir import FitResult, write_fit_dir
 from surrogate.tasks.fitting import (
     decoder_record,
     observation_stan_data,
+    sample,
     speed,
     squeeze_draws,
     truth_scores,
@@ -212,22 +213,21 @@ def fit_gp(model: str, data: dict, settings: SamplerSettings | None = None, engi
 
     ``options`` go to :func:`stan_data` (decoder_json, kernel, lengthscale, variance, hsgp_m, hsgp_c).
     """
-    settings = settings or SamplerSettings()
     sdata, prior = stan_data(model, data, **options)
-    fit = get_engine(engine).run(f"gp_{model}", sdata, settings)
     D = data["D"]
-    coords = {"cell": np.arange(D), "obs": data["obs_idx"] - 1}
     latent = GP_LATENT[model]
-    dims = {"f": ["cell"], "log_lik": ["obs"], latent: [f"{latent}_dim"], "eta": ["cell"]}
-    fit.draws["eta"] = fit.draws["intercept"][..., None] + fit.draws["f"]
-    squeeze_draws(fit.draws, ("ell", "sigma"))
-    fit.draws.pop("ell_par", None)
-    lo, hi = prior["lengthscale_prior"]
-    if lo == hi:  # a fixed lengthscale is a constant, not a posterior
-        fit.draws.pop("ell", None)
+
+    def tidy(draws: dict) -> None:
+        draws["eta"] = draws["intercept"][..., None] + draws["f"]
+        squeeze_draws(draws, ("ell", "sigma"))
+        draws.pop("ell_par", None)
+        if prior["lengthscale_prior"][0] == prior["lengthscale_prior"][1]:  # a fixed lengthscale is a constant, not a posterior
+            draws.pop("ell", None)
+
     observed = {"y": data["y"]} if "y" in data else {"counts": data["counts"]}
-    idata = to_inference_data(fit, coords, {**dims, "y": ["obs"], "counts": ["obs"]}, observed, None,
-                              {"program": f"gp_{model}.stan", "model": model, "likelihood": data["likelihood"]}, log_likelihood=["log_lik"])  # fmt: skip
+    fit, idata = sample(f"gp_{model}", sdata, settings, engine, tidy, {"cell": np.arange(D), "obs": data["obs_idx"] - 1},
+                        {"f": ["cell"], latent: [f"{latent}_dim"], "eta": ["cell"]}, observed,
+                        {"program": f"gp_{model}.stan", "model": model, "likelihood": data["likelihood"]})  # fmt: skip
     scores = score(idata, data, fit, prior, model)
     if model == "surrogate":
         _, meta = load_decoder(options["decoder_json"])
