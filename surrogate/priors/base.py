@@ -15,7 +15,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from surrogate.errors import SurrogateError
+from surrogate.errors import SurrogateError, check_choice
 
 REGISTRY: dict[str, type["Prior"]] = {}
 
@@ -76,8 +76,12 @@ class Prior:
         if cls.name:
             REGISTRY[cls.name] = cls
 
-    def __init__(self, value=None):
+    def __init__(self, value=None, islands: str | None = None):
         self.value = None if value is None else (self.hyper.check(value) if self.hyper else value)
+        if islands is not None:  # a prior on a graph: the rule for areas without neighbours
+            from surrogate.spatial.graph import ISLAND_RULES
+
+            self.islands = check_choice("islands", islands, ISLAND_RULES)
 
     def __repr__(self) -> str:
         parts = [f"{self.hyper.name}={self.value}"] if self.hyper and self.value is not None else []

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from surrogate.errors import check_choice
 from surrogate.priors.base import Hyperparameter, Prior
-from surrogate.spatial.graph import ISLAND_RULES, graph_stan_data
+from surrogate.spatial.graph import graph_stan_data
 
 
 class BYM2(Prior):
@@ -23,8 +22,7 @@ class BYM2(Prior):
     scaled = True
 
     def __init__(self, rho=(0.0, 1.0), islands: str = "refuse"):
-        self.islands = check_choice("islands", islands, ISLAND_RULES)
-        super().__init__(rho)
+        super().__init__(rho, islands)
 
     @classmethod
     def covariance(cls, bound, value: float | None) -> np.ndarray:

@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from surrogate.errors import check_choice
 from surrogate.priors.base import Hyperparameter, Prior
-from surrogate.spatial.graph import ISLAND_RULES, car_precision, graph_stan_data
+from surrogate.spatial.graph import car_precision, graph_stan_data
 
 
 class CAR(Prior):
@@ -20,8 +19,7 @@ class CAR(Prior):
     needs_graph = True
 
     def __init__(self, alpha=(0.1, 0.99), islands: str = "refuse"):
-        self.islands = check_choice("islands", islands, ISLAND_RULES)
-        super().__init__(alpha)
+        super().__init__(alpha, islands)
 
     @classmethod
     def covariance(cls, bound, value: float | None) -> np.ndarray:

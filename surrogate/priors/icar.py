@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from surrogate.errors import check_choice
 from surrogate.priors.base import Prior
-from surrogate.spatial.graph import ISLAND_RULES, graph_stan_data
+from surrogate.spatial.graph import graph_stan_data
 
 
 class ICAR(Prior):
@@ -22,8 +21,7 @@ class ICAR(Prior):
     scaled = True
 
     def __init__(self, islands: str = "refuse"):
-        self.islands = check_choice("islands", islands, ISLAND_RULES)
-        super().__init__(None)
+        super().__init__(None, islands)
 
     @classmethod
     def covariance(cls, bound, value: float | None) -> np.ndarray:

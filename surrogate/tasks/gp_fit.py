@@ -27,15 +27,7 @@ from surrogate.fileio import pyplot, read_json_object, save_figure
 from surrogate.inference import SamplerSettings
 from surrogate.inference.diagnostics import import_arviz
 from surrogate.inference.fitdir import FitResult, write_fit_dir
-from surrogate.tasks.fitting import (
-    decoder_record,
-    observation_stan_data,
-    sample,
-    speed,
-    squeeze_draws,
-    truth_scores,
-    warning_lines,
-)
+from surrogate.tasks import fitting
 
 DATA_FORMAT = "surrogate-gp-data/1"
 MODELS = ("surrogate", "exact", "hsgp")
@@ -142,7 +134,7 @@ def read_data(path: str | Path) -> dict:
 
 
 def observation_data(data: dict, intercept_prior=(0.0, 2.0), sigma_prior_scale: float = 1.0) -> dict:
-    return observation_stan_data(data["likelihood"], data["obs_idx"] - 1, data["log_offset"], data.get("y"), data.get("counts"),
+    return fitting.observation_stan_data(data["likelihood"], data["obs_idx"] - 1, data["log_offset"], data.get("y"), data.get("counts"),
                                  data.get("trials"), intercept_prior, sigma_prior_scale)  # fmt: skip
 
 
@@ -219,19 +211,19 @@ def fit_gp(model: str, data: dict, settings: SamplerSettings | None = None, engi
 
     def tidy(draws: dict) -> None:
         draws["eta"] = draws["intercept"][..., None] + draws["f"]
-        squeeze_draws(draws, ("ell", "sigma"))
+        fitting.squeeze_draws(draws, ("ell", "sigma"))
         draws.pop("ell_par", None)
         if prior["lengthscale_prior"][0] == prior["lengthscale_prior"][1]:  # a fixed lengthscale is a constant, not a posterior
             draws.pop("ell", None)
 
     observed = {"y": data["y"]} if "y" in data else {"counts": data["counts"]}
-    fit, idata = sample(f"gp_{model}", sdata, settings, engine, tidy, {"cell": np.arange(D), "obs": data["obs_idx"] - 1},
+    fit, idata = fitting.sample(f"gp_{model}", sdata, settings, engine, tidy, {"cell": np.arange(D), "obs": data["obs_idx"] - 1},
                         {"f": ["cell"], latent: [f"{latent}_dim"], "eta": ["cell"]}, observed,
                         {"program": f"gp_{model}.stan", "model": model, "likelihood": data["likelihood"]})  # fmt: skip
     scores = score(idata, data, fit, prior, model)
     if model == "surrogate":
         _, meta = load_decoder(options["decoder_json"])
-        scores["decoder"] = decoder_record(options["decoder_json"], meta)
+        scores["decoder"] = fitting.decoder_record(options["decoder_json"], meta)
     result = FitResult("gp", idata, scores, format_fit(scores))
     if out is not None:
         write_fit_outputs(Path(out), result, data, fit.log)
@@ -246,7 +238,7 @@ def score(idata, data: dict, fit, prior: dict, model: str) -> dict:
     ess_eta = az.ess(idata, var_names=["eta"], method="bulk")["eta"].values
     names = [n for n in ("f", "intercept", "ell", "sigma") if n in post]
     rhat = float(np.nanmax(az.rhat(idata, var_names=names).to_array().values)) if post.sizes["chain"] > 1 else float("nan")
-    timing = speed(fit)
+    timing = fitting.speed(fit)
     result = {"model": model, **prior, "likelihood": data["likelihood"], "cells": data["D"], "observed": len(data["obs_idx"]),
               "chains": post.sizes["chain"], "draws": post.sizes["draw"], "max_rhat": rhat,
               "min_ess_bulk_f": float(np.nanmin(ess_f)), "min_ess_bulk_eta": float(np.nanmin(ess_eta)),
@@ -258,7 +250,7 @@ def score(idata, data: dict, fit, prior: dict, model: str) -> dict:
         result["ell_mean"] = float(post["ell"].mean())
         result["ell_interval"] = np.quantile(post["ell"].values, [0.05, 0.95]).tolist()
     if "eta_true" in data:
-        result |= truth_scores(post["eta"].values.reshape(-1, data["D"]), data["eta_true"])
+        result |= fitting.truth_scores(post["eta"].values.reshape(-1, data["D"]), data["eta_true"])
         result["true_lengthscale"] = data["truth"].get("lengthscale")
     return result
 
@@ -273,7 +265,7 @@ def format_fit(result: dict) -> str:
         lines.append(f"lengthscale         {result['ell_mean']:.3f} (90% interval {lo:.3f}-{hi:.3f})")
     if "rmse" in result:
         lines.append(f"vs the truth        RMSE {result['rmse']:.3f} of eta = intercept + f; 90% intervals cover {100 * result['coverage90']:.0f}% of cells")
-    return "\n".join(lines + warning_lines(result))
+    return "\n".join(lines + fitting.warning_lines(result))
 
 
 def write_fit_outputs(out: Path, result: FitResult, data: dict, log: str = "") -> None:
