@@ -163,3 +163,22 @@ def test_nested_settings_name_the_field_and_reach_the_run(block, tmp_path):
                            (lambda: sg.TrainSettings(model=sg.OptimSettings()), r"settings.model must be a ModelSettings, found OptimSettings")):
         with pytest.raises(SurrogateError, match=message):
             build()
+
+
+@pytest.mark.stan
+def test_a_grid_is_one_more_domain(tmp_path):
+    """The same sg.fit on a 6 x 6 grid (exact GP, a known truth scored as gp-fit scores it): sites and cells are areas without polygons."""
+    import torch
+
+    domain = sg.Domain.grid(6)
+    gp = sg.GP("matern32", lengthscale=(0.2, 0.6))
+    f = gp.on(domain).sample(1, torch.Generator().manual_seed(2), value=0.4)[0][0].double().numpy()
+    rng = np.random.default_rng(1)
+    eta = 1.0 + 0.5 * f
+    table = pd.DataFrame({"id": domain.ids, "cases": rng.poisson(np.exp(eta) * 20), "pop": 20.0})
+    fit = sg.fit("cases ~ offset(log(pop))", table, domain, prior=gp, engine=ENGINE, truth=eta, chains=2, warmup=200, draws=200, seed=3)
+    d = fit.diagnostics
+    assert d["program"] == "areas_gp.stan" and d["areas"] == 36 and "rmse" in d and 0.5 <= d["coverage90"] <= 1.0 and d["rmse"] < 0.3
+    assert "vs the truth        RMSE" in str(fit) and "ell" in fit.idata.posterior
+    areas = fit.areas
+    assert len(areas) == 36 and set(areas.geom_type) == {"Point"} and areas.crs is None
