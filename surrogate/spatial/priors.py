@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from surrogate.data.gp import draws_per_value, factor_groups
-from surrogate.errors import check_choice, check_positive_int
+from surrogate.errors import SurrogateError, check_choice, check_positive_int
 from surrogate.priors import REGISTRY, prior_class
 from surrogate.spatial.domain import Domain
 from surrogate.spatial.graph import (  # noqa: F401  (re-exported)
@@ -31,6 +31,25 @@ from surrogate.spatial.graph import (  # noqa: F401  (re-exported)
 )
 
 PRIORS = tuple(REGISTRY)
+#: dense N x N float64 matrices a prior holds at once at its peak (covariance, factor, eigendecomposition and its workspace)
+DENSE_COPIES = 6
+
+
+def available_memory() -> int:
+    """Bytes of memory available now (psutil, a dependency of dask.distributed)."""
+    import psutil
+
+    return int(psutil.virtual_memory().available)
+
+
+def check_dense_memory(n: int, what: str) -> None:
+    """Refuse a prior whose dense N x N steps would not fit in the memory available, naming the estimate."""
+    one = n * n * 8
+    need, have = DENSE_COPIES * one, available_memory()
+    if need > have:
+        raise SurrogateError(f"{what} on {n:,} locations needs dense {n:,} x {n:,} steps: about {need / 1e9:.1f} GB ({DENSE_COPIES} matrices "
+                             f"of {one / 1e9:.2f} GB), and {have / 1e9:.1f} GB of memory is available; use fewer locations (aggregate "
+                             "areas, or sites on a coarser set) or a machine with more memory")  # fmt: skip
 
 
 @dataclass(frozen=True, eq=False)
@@ -46,6 +65,7 @@ class SpatialPrior:
 
     def __post_init__(self):
         spec = prior_class(self.kind)
+        check_dense_memory(self.domain.size, f"prior {self.kind}")
         object.__setattr__(self, "spec", spec)
         check_choice("islands", self.islands, ISLAND_RULES)
         if spec.hyper is None:

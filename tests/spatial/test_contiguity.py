@@ -75,3 +75,17 @@ def test_the_command_line_takes_fuzzy_contiguity_and_snap(t_junction, tmp_path):
     ok = CliRunner().invoke(main, [*base, "--contiguity", "fuzzy", "--snap", "0.01", "--out", str(tmp_path / "f")])
     assert ok.exit_code == 0, ok.output
     assert '"snap": 0.01' in (tmp_path / "f" / "config.json").read_text()
+
+
+def test_a_map_too_large_for_dense_steps_is_refused_with_the_estimate(t_junction, monkeypatch):
+    import surrogate.spatial.priors as priors
+
+    domain = sg.Domain.from_map(t_junction, id="code", contiguity="fuzzy")
+    monkeypatch.setattr(priors, "available_memory", lambda: 1000)  # bytes
+    with pytest.raises(SurrogateError, match=r"prior bym2 on 5 locations needs dense 5 x 5 steps: about 0.0 GB \(6 matrices of 0.00 GB\), "
+                                             r"and 0.0 GB of memory is available"):  # fmt: skip
+        SpatialPrior("bym2", domain, islands="independent")
+    monkeypatch.setattr(priors, "available_memory", lambda: 24e9)
+    assert SpatialPrior("bym2", domain, islands="independent").size == 5
+    with pytest.raises(SurrogateError, match=r"on 50,000 locations needs dense 50,000 x 50,000 steps: about 120.0 GB \(6 matrices of 20.00 GB\)"):
+        priors.check_dense_memory(50_000, "prior gp")
