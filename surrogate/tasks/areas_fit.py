@@ -287,32 +287,26 @@ def plot_maps(path: Path | None, data: AreaData, table, title: str = "", thresho
     return fig
 
 
-#: colour-bar ticks of a ratio scale: read as 0.8, 1, 1.25, never as 8x10^-1
-RATIO_TICKS = sorted({0.67, 0.8, 1.25, 1.5, 0.75, 1.33} | {round(m * 10.0**k, 6) for k in range(-4, 5) for m in (1, 2, 5)}
-                     | {round(1 / (m * 10.0**k), 6) for k in range(0, 5) for m in (2, 5)})  # fmt: skip
+#: colour-bar ticks of a ratio scale, roundest first: read as 0.8, 1, 1.25, never as 8x10^-1
+RATIO_TICKS = ([1.0, 2.0, 0.5, 10.0, 0.1, 5.0, 0.2, 100.0, 0.01, 20.0, 0.05, 50.0, 0.02, 1000.0, 0.001]
+               + [1.5, 0.67, 1.25, 0.8, 3.0, 0.33, 4.0, 0.25, 1.33, 0.75])  # fmt: skip
 
 
 def ratio_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
-    """About ``count`` ticks of :data:`RATIO_TICKS` inside [lo, hi], 1 among them, at least evenly apart on the log scale."""
+    """Ticks of :data:`RATIO_TICKS` inside [lo, hi], roundest first, each at least 1/count of the log range from the others."""
     gap = 0.999 * np.log10(hi / lo) / count
-    inside = [t for t in RATIO_TICKS if lo <= t <= hi]
-    anchor = 1.0 if lo <= 1 <= hi or not inside else min(inside, key=lambda t: abs(np.log10(t)))
-    up, down = [anchor], [anchor]
-    for t in sorted(t for t in inside if t > anchor):
-        if np.log10(t / up[-1]) >= gap:
-            up.append(t)
-    for t in sorted((t for t in inside if t < anchor), reverse=True):
-        if np.log10(down[-1] / t) >= gap:
-            down.append(t)
-    ticks = sorted(set(up + down))
-    return ticks if len(ticks) >= 3 else sorted(set(ticks) | {float(f"{lo:.3g}"), float(f"{hi:.3g}")})
+    chosen: list[float] = []
+    for t in RATIO_TICKS:
+        if lo <= t <= hi and all(abs(np.log10(t / c)) >= gap for c in chosen):
+            chosen.append(t)
+    return sorted(chosen) if len(chosen) >= 3 else sorted(set(chosen) | {float(f"{lo:.3g}"), float(f"{hi:.3g}")})
 
 
 def choropleth(ax, domain, values: np.ndarray, cmap: str, centred: bool = False, probability: bool = False):
     """Colour ``domain``'s polygons (or sites) by ``values`` on ``ax``, with a colour bar whose ticks read as plain numbers."""
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import LogNorm, Normalize
-    from matplotlib.ticker import FuncFormatter, NullFormatter
+    from matplotlib.ticker import FuncFormatter, NullLocator
 
     if centred:  # a log-symmetric scale around 1
         m = max(float(values.max()), 1 / float(values.min()), 1.05)
@@ -328,7 +322,7 @@ def choropleth(ax, domain, values: np.ndarray, cmap: str, centred: bool = False,
     bar = ax.figure.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, shrink=0.6)
     if centred:
         bar.set_ticks(ratio_ticks(norm.vmin, norm.vmax))
-        bar.ax.yaxis.set_minor_formatter(NullFormatter())
+        bar.ax.yaxis.set_minor_locator(NullLocator())
         bar.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     return bar
 
