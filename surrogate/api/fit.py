@@ -87,7 +87,8 @@ class Fit:
         if folder is None:
             raise SurrogateError("report needs a folder: give path, or save the fit first (fit.save(folder))")
         if folder.suffix in (".html", ".md"):
-            folder = folder.parent
+            raise SurrogateError(f"path is the fit folder the report is written into (report.html, report.md and the fit's files), "
+                                 f"found a file name {str(folder)!r}")  # fmt: skip
         if self.result.out is None or Path(self.result.out).resolve() != folder.resolve():
             self.save(folder)
         return build_report(folder)[0]

@@ -102,6 +102,8 @@ class Surrogate:
         folder = Path(folder)
         if (folder / "config.json").exists() or (folder / "checkpoint.pt").exists():
             raise SurrogateError(f"folder {folder} already holds a run; choose another or remove it")
+        if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+            raise SurrogateError(f"folder {folder} exists and is not an empty folder; save into a new or empty one")
         tmp = folder.with_name(folder.name + ".partial")
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.copytree(self.run_dir, tmp)

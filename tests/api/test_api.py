@@ -182,3 +182,19 @@ def test_a_grid_is_one_more_domain(tmp_path):
     assert "vs the truth        RMSE" in str(fit) and "ell" in fit.idata.posterior
     areas = fit.areas
     assert len(areas) == 36 and set(areas.geom_type) == {"Point"} and areas.crs is None
+
+
+def test_saving_and_reporting_refuse_places_that_would_lose_or_scatter_files(trained, tmp_path):
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "notes.txt").write_text("keep me")
+    with pytest.raises(SurrogateError, match=r"exists and is not an empty folder"):
+        trained.save(tmp_path / "busy")
+    assert (tmp_path / "busy" / "notes.txt").read_text() == "keep me" and not (tmp_path / "busy.partial").exists()
+    with pytest.raises(SurrogateError, match=r"already holds a run"):
+        trained.save(trained.run_dir)
+    fit = sg.Fit.__new__(sg.Fit)
+    fit.result = type("R", (), {"out": None})()
+    with pytest.raises(SurrogateError, match=r"path is the fit folder the report is written into .* found a file name 'report.html'"):
+        fit.report("report.html")
+    with pytest.raises(SurrogateError, match=r"report needs a folder: give path, or save the fit first"):
+        fit.report()
