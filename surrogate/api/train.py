@@ -47,10 +47,8 @@ def domain_settings(domain: Domain, folder: Path) -> dict:
         raise SurrogateError(f"domain must be a surrogate Domain (Domain.from_map, from_points or grid), found {type(domain).__name__}")
     if domain.kind == "grid":
         return {"grid": int(round(domain.size**0.5)), "contiguity": domain.contiguity or "queen"}
-    if domain.source and Path(domain.source).is_file():
-        key = "map" if domain.kind == "areas" else "points"
-        return {key: str(Path(domain.source).resolve()), "id_column": domain.id_column,
-                **({"contiguity": domain.contiguity, "snap": domain.snap} if domain.kind == "areas" else {})}  # fmt: skip
+    if domain.kind == "areas" and domain.source and Path(domain.source).is_file():  # sites are always written: x, y may be named otherwise
+        return {"map": str(Path(domain.source).resolve()), "id_column": domain.id_column, "contiguity": domain.contiguity, "snap": domain.snap}
     folder.mkdir(parents=True, exist_ok=True)
     return domain.write(folder)
 

@@ -105,7 +105,7 @@ class Prior:
 
     @classmethod
     def covariance(cls, bound, value: float | None) -> np.ndarray:
-        raise NotImplementedError
+        raise TypeError(f"prior class {cls.__name__} must define covariance(bound, value), as every registered prior does")
 
     @classmethod
     def factor(cls, bound, value: float) -> np.ndarray:

@@ -198,3 +198,12 @@ def test_saving_and_reporting_refuse_places_that_would_lose_or_scatter_files(tra
         fit.report("report.html")
     with pytest.raises(SurrogateError, match=r"report needs a folder: give path, or save the fit first"):
         fit.report()
+
+
+def test_sites_with_their_own_coordinate_names_train_and_reload(tmp_path):
+    sites = pd.DataFrame({"site": [f"s{i}" for i in range(12)], "east": np.arange(12.0) % 4, "north": np.arange(12.0) // 4})
+    sites.to_csv(tmp_path / "sites.csv", index=False)
+    domain = sg.Domain.from_points(tmp_path / "sites.csv", id="site", x="east", y="north")
+    s = sg.train(sg.GP("matern32", lengthscale=(0.5, 2.0)), domain, latent=6, epochs=0, out=tmp_path / "run", log=lambda _: None)
+    again = sg.load(tmp_path / "run")
+    assert again.domain.content_hash() == domain.content_hash() == s.domain.content_hash() and (tmp_path / "run" / "domain.csv").is_file()
