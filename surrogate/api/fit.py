@@ -105,7 +105,7 @@ def table_of(data):
     raise SurrogateError(f"data must be a DataFrame, a GeoDataFrame or a file path, found {type(data).__name__}")
 
 
-def model_of(prior, domain) -> tuple[str, dict]:
+def model_of(prior) -> tuple[str, dict]:
     """(model name, fit_areas keyword arguments) for a Surrogate, a prior instance or a prior name."""
     from surrogate.api.surrogate import Surrogate
     from surrogate.api.train import as_prior
@@ -143,7 +143,7 @@ def fit(formula: str, data, domain, prior="bym2", family: str = "poisson", trial
     for name, v in (("beta_sd", beta_sd), ("field_sd", field_sd), ("intercept_prior sd", tuple(intercept_prior)[-1])):
         if not v > 0:
             raise SurrogateError(f"{name} must be positive, found {v!r}")
-    model, options = model_of(prior, domain)
+    model, options = model_of(prior)
     table = table_of(data)
     id_column = id or domain.id_column or "id"
     parsed = formula_table(formula, table, id_column, family, trials)
