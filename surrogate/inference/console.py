@@ -55,13 +55,20 @@ def in_notebook() -> bool:
     return type(shell).__name__ == "ZMQInteractiveShell"
 
 
+def notebook_widgets() -> bool:
+    """A Jupyter kernel that can show tqdm.auto's widget bars (ipywidgets installed); without them a kernel gets closing lines."""
+    import importlib.util
+
+    return in_notebook() and importlib.util.find_spec("ipywidgets") is not None
+
+
 def _live(stream) -> bool:
-    return in_notebook() or bool(getattr(stream, "isatty", lambda: False)())
+    return notebook_widgets() or bool(getattr(stream, "isatty", lambda: False)())
 
 
 def _bar(**kwargs):
     """A tqdm bar: tqdm.auto's widget in a notebook, the terminal's otherwise."""
-    if in_notebook():
+    if notebook_widgets():
         from tqdm.auto import tqdm as auto_tqdm
 
         for key in ("file", "nrows", "ncols", "position"):

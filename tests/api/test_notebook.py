@@ -32,3 +32,5 @@ def test_the_nc_notebook_runs_on_a_real_kernel(tmp_path, monkeypatch):
     assert "'Map'" in text and (tmp_path / "nc-sids-fit" / "report.html").is_file()
     assert any(o.get("data", {}).get("image/png") for cell in nb.cells for o in cell.get("outputs", []) if cell.cell_type == "code")
     assert not any(o.get("output_type") == "error" for cell in nb.cells for o in cell.get("outputs", []))
+    widgets = [o for cell in nb.cells for o in cell.get("outputs", []) if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    assert widgets, "the chain bars render as notebook widgets (tqdm.auto)"
