@@ -20,7 +20,9 @@ data {
   real<lower=rho_lower, upper=1> rho_upper; // (must differ for BYM2)
   int<lower=1> D; // number of areas
   #include graph_data.stan
-  #include observations_data.stan
+  #include observation_cells_data.stan
+  
+  #include observation_values_data.stan
   
   #include areas_data.stan
 }

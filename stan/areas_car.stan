@@ -16,7 +16,9 @@ data {
   vector<lower=0>[D] degree; // neighbours of each area (1 for islands)
   vector[D] eigen; // eigenvalues of D^(-1/2) W D^(-1/2)
   #include graph_data.stan
-  #include observations_data.stan
+  #include observation_cells_data.stan
+  
+  #include observation_values_data.stan
   
   #include areas_data.stan
 }

@@ -14,7 +14,9 @@ functions {
 }
 data {
   #include gp_prior_data.stan
-  #include observations_data.stan
+  #include observation_cells_data.stan
+  
+  #include observation_values_data.stan
 }
 transformed data {
   check_observations(likelihood, counts, trials);

@@ -17,7 +17,9 @@ data {
   int<lower=1> M; // basis functions per dimension
   real<lower=1> c_boundary; // boundary factor: the domain is extended c times
   #include gp_prior_data.stan
-  #include observations_data.stan
+  #include observation_cells_data.stan
+  
+  #include observation_values_data.stan
 }
 transformed data {
   check_observations(likelihood, counts, trials);

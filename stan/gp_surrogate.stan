@@ -18,7 +18,8 @@ data {
   #include decoder_data.stan
   #include linear_path_data.stan
   
-  #include observations_data.stan
+  #include observation_cells_data.stan
+  #include observation_values_data.stan
 }
 transformed data {
   if (C > 1) {

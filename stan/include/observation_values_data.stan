@@ -1,6 +1,3 @@
-// --- observations ---
-int<lower=0, upper=D> N_obs; // number of observed cells
-array[N_obs] int<lower=1, upper=D> obs_idx; // observed cells (distinct)
 int<lower=1, upper=3> likelihood; // 1 gaussian, 2 poisson, 3 binomial
 vector[likelihood == 1 ? N_obs : 0] y; // gaussian observations
 array[likelihood == 1 ? 0 : N_obs] int<lower=0> counts; // poisson/binomial counts
