@@ -2,8 +2,9 @@
 // 2016), or the scaled ICAR (icar = 1), in the pairwise-difference form.
 //
 // At area i and period t, eta = intercept + x_it beta + s_i + gamma_t
-// + epsilon_t + delta_it: s the spatial main effect, gamma a sum-to-zero RW1
-// or a stationary AR1 over periods, epsilon iid period effects and delta the
+// + epsilon_t + delta_it: s the spatial main effect, gamma a RW1 or a
+// stationary AR1 over periods plus epsilon iid period effects (their sum
+// constrained to zero and centred: the periods' totals pin it) and delta the
 // interaction of Knorr-Held (2000), type I (iid), II (a sum-to-zero RW1 per
 // area), III (a spatial field per period) or IV (a RW1 over periods of
 // spatial increments, centred per area). With interaction 5, s_i is replaced
@@ -39,6 +40,8 @@ transformed data {
   int F = spatial_fields(interaction, T); // unit spatial fields
   int F_int = F - (interaction == 5 ? T : 1); // of which the interaction's
   matrix[N_obs, P] X_obs = X[obs_idx]; // covariates at the observed cells
+  matrix[T, T - 1] Q_time = sum_to_zero_basis(T);
+  matrix[T - 1, T - 1] rw1_cov = rw1_covariance(Q_time);
   vector[D] inv_sqrt_scale = inv_sqrt(scale);
 }
 parameters {
@@ -49,17 +52,18 @@ parameters {
   real intercept; // mean of the linear predictor
   vector[P] beta; // coefficients of the standardised covariates
   real<lower=0> sigma_field; // sd of the spatial main effect
-  vector[temporal == 1 ? T - 1 : T] time_raw; // temporal increments / innovations
+  vector[T - 1] time_free; // the temporal main effect in the sum-to-zero basis
   array[temporal == 2 ? 1 : 0] real<lower=-1, upper=1> rho_time; // AR1 autocorrelation of the temporal effect
-  real<lower=0> sigma_time; // sd of the temporal effect
-  vector[T] period_raw; // standardised iid period effects
-  real<lower=0> sigma_period; // their sd
+  real<lower=0> sigma_time; // sd of its RW1 / AR1 part
+  real<lower=0> sigma_period; // sd of its iid part
   matrix[D, interaction_columns(interaction, T)] int_raw; // type I/II standardised effects
   array[interaction >= 1 && interaction <= 4 ? 1 : 0] real<lower=0> sigma_int; // sd of the interaction
   array[interaction == 5 ? 1 : 0] real<lower=-1, upper=1> rho_fields; // AR1 autocorrelation of the fields
   array[likelihood == 1 ? 1 : 0] real<lower=0> sigma; // gaussian noise sd
 }
 transformed parameters {
+  // the temporal main effect in each period (sums to zero)
+  vector[T] time_effect = Q_time * time_free;
   // the structured effect at every area (rows) and period (columns)
   matrix[D, T] effect;
   {
@@ -74,10 +78,7 @@ transformed parameters {
       }
     }
     effect = spacetime_effect(U, int_raw, interaction, sigma_field,
-                              rho_fields,
-                              temporal_effect(time_raw, temporal, rho_time),
-                              sigma_time, period_raw, sigma_period,
-                              sigma_int);
+                              rho_fields, time_effect, sigma_int);
   }
 }
 model {
@@ -90,9 +91,11 @@ model {
   intercept ~ normal(intercept_prior_mean, intercept_prior_sd);
   beta ~ normal(0, beta_prior_sd);
   sigma_field ~ normal(0, field_sd_prior_scale);
-  time_raw ~ std_normal();
+  time_free ~ multi_normal(rep_vector(0, T - 1),
+                           temporal_covariance(Q_time, rw1_cov, temporal,
+                                               rho_time, sigma_time,
+                                               sigma_period));
   sigma_time ~ normal(0, field_sd_prior_scale);
-  period_raw ~ std_normal();
   sigma_period ~ normal(0, field_sd_prior_scale);
   to_vector(int_raw) ~ std_normal();
   sigma_int ~ normal(0, field_sd_prior_scale);

@@ -43,6 +43,8 @@ transformed data {
   int F = spatial_fields(interaction, T); // unit spatial fields
   int F_int = F - (interaction == 5 ? T : 1); // of which the interaction's
   matrix[N_obs, P] X_obs = X[obs_idx]; // covariates at the observed cells
+  matrix[T, T - 1] Q_time = sum_to_zero_basis(T);
+  matrix[T - 1, T - 1] rw1_cov = rw1_covariance(Q_time);
 }
 parameters {
   matrix[K, F] z; // latent codes, one column per field
@@ -51,17 +53,18 @@ parameters {
   real intercept; // mean of the linear predictor
   vector[P] beta; // coefficients of the standardised covariates
   real<lower=0> sigma_field; // sd of the spatial main effect
-  vector[temporal == 1 ? T - 1 : T] time_raw; // temporal increments / innovations
+  vector[T - 1] time_free; // the temporal main effect in the sum-to-zero basis
   array[temporal == 2 ? 1 : 0] real<lower=-1, upper=1> rho_time; // AR1 autocorrelation of the temporal effect
-  real<lower=0> sigma_time; // sd of the temporal effect
-  vector[T] period_raw; // standardised iid period effects
-  real<lower=0> sigma_period; // their sd
+  real<lower=0> sigma_time; // sd of its RW1 / AR1 part
+  real<lower=0> sigma_period; // sd of its iid part
   matrix[D, interaction_columns(interaction, T)] int_raw; // type I/II standardised effects
   array[interaction >= 1 && interaction <= 4 ? 1 : 0] real<lower=0> sigma_int; // sd of the interaction
   array[interaction == 5 ? 1 : 0] real<lower=-1, upper=1> rho_fields; // AR1 autocorrelation of the fields
   array[likelihood == 1 ? 1 : 0] real<lower=0> sigma; // gaussian noise sd
 }
 transformed parameters {
+  // the temporal main effect in each period (sums to zero)
+  vector[T] time_effect = Q_time * time_free;
   // the structured effect at every area (rows) and period (columns)
   matrix[D, T] effect;
   {
@@ -73,21 +76,21 @@ transformed parameters {
                                 lin_knots, lin_w, lin_v, lin_u, lin_basis);
     }
     effect = spacetime_effect(U, int_raw, interaction, sigma_field,
-                              rho_fields,
-                              temporal_effect(time_raw, temporal, rho_time),
-                              sigma_time, period_raw, sigma_period,
-                              sigma_int);
+                              rho_fields, time_effect, sigma_int);
   }
 }
 model {
   to_vector(z) ~ std_normal();
   // cond, cond_int: uniform on their bounds; rho_time, rho_fields on (-1, 1)
+  // the temporal effect is centred: the periods' totals pin it down
   intercept ~ normal(intercept_prior_mean, intercept_prior_sd);
   beta ~ normal(0, beta_prior_sd);
   sigma_field ~ normal(0, field_sd_prior_scale);
-  time_raw ~ std_normal();
+  time_free ~ multi_normal(rep_vector(0, T - 1),
+                           temporal_covariance(Q_time, rw1_cov, temporal,
+                                               rho_time, sigma_time,
+                                               sigma_period));
   sigma_time ~ normal(0, field_sd_prior_scale);
-  period_raw ~ std_normal();
   sigma_period ~ normal(0, field_sd_prior_scale);
   to_vector(int_raw) ~ std_normal();
   sigma_int ~ normal(0, field_sd_prior_scale);

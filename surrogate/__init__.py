@@ -33,7 +33,9 @@ _EXPORTS = {
     "load": "surrogate.api.surrogate",
     "fit": "surrogate.api.fit",
     "Fit": "surrogate.api.fit",
+    "SpaceTimeFit": "surrogate.api.fit",
     "SamplerSettings": "surrogate.inference.fit",
+    "datasets": "surrogate.datasets",
     "SurrogateError": "surrogate.errors",
 }
 
@@ -44,7 +46,8 @@ def __getattr__(name: str):
     if name in _EXPORTS:
         import importlib
 
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        module = importlib.import_module(_EXPORTS[name])
+        value = getattr(module, name) if hasattr(module, name) else module  # sg.datasets is the module itself
         globals()[name] = value
         return value
     raise AttributeError(f"module 'surrogate' has no attribute {name!r}")

@@ -41,8 +41,9 @@ def parse_formula(formula: str):
         raise SurrogateError(f"formula {formula!r} cannot be parsed: {exc}") from None
 
 
-def formula_table(formula: str, table, id_column: str, family: str = "poisson", trials: str | None = None) -> FormulaTable:
-    """The plain table of ``formula`` over ``table`` (every row kept; a missing outcome is an area to predict)."""
+def formula_table(formula: str, table, id_column: str, family: str = "poisson", trials: str | None = None, keep=()) -> FormulaTable:
+    """The plain table of ``formula`` over ``table`` (every row kept; a missing outcome is an area to predict); ``keep``: more
+    columns copied as they are (a period column)."""
     import pandas as pd
 
     if family not in FAMILIES:
@@ -54,7 +55,7 @@ def formula_table(formula: str, table, id_column: str, family: str = "poisson", 
     parsed = parse_formula(formula)
     columns = [str(c) for c in table.columns]
     missing = sorted(set(map(str, parsed.required_variables)) - set(columns) - {"offset"})
-    for name, what in ((id_column, "id"), (trials, "trials")):
+    for name, what in ((id_column, "id"), (trials, "trials"), *((k, "period") for k in keep)):
         if name is not None and name not in columns:
             missing.append(f"{name} ({what})")
     if missing:
@@ -70,8 +71,9 @@ def formula_table(formula: str, table, id_column: str, family: str = "poisson", 
         raise SurrogateError(f"formula {formula!r}: give at most one offset(...) term, found {', '.join(offsets)}")
     covariate_terms = [t for t in terms if t != "1" and not t.startswith("offset(")]
     out = pd.DataFrame({id_column: table[id_column].to_numpy(), lhs[0]: table[lhs[0]].to_numpy()})
-    if trials is not None:
-        out[trials] = table[trials].to_numpy()
+    for name in (trials, *keep):
+        if name is not None:
+            out[name] = table[name].to_numpy()
     covariates: tuple[str, ...] = ()
     if covariate_terms:
         matrix = evaluate(" + ".join(covariate_terms), table, formula)

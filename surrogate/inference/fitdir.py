@@ -15,7 +15,7 @@ from pathlib import Path
 from surrogate.errors import SurrogateError
 from surrogate.fileio import atomic_path, write_json, write_text
 
-FIT_KINDS = ("inpaint", "pieces", "gp", "areas")  # softmax inpainting, piece-wise class models, GP on a grid, maps
+FIT_KINDS = ("inpaint", "pieces", "gp", "areas", "spacetime")  # softmax inpainting, piece-wise class models, GP on a grid, maps, maps over time
 
 
 @dataclass

@@ -22,7 +22,9 @@ BFMI_LIMIT = 0.3  # E-BFMI below this: the momentum resampling explores energy p
 ESS_LIMIT = 400  # bulk/tail ESS below this: estimates too noisy (Vehtari et al. 2021)
 DOMAIN_FIGURES = {"inpaint.png": "Inpainting", "class_probs.png": "Class weights (pooled and per chain)",
                   "field.png": "The field: posterior mean and 90% interval", "lengthscale.png": "Lengthscale posterior and prior",
-                  "maps.png": "Maps: posterior mean relative risk, its sd and P(rr > 1)"}  # fmt: skip
+                  "maps.png": "Maps: posterior mean relative risk, its sd and P(rr > 1)",
+                  "maps_periods.png": "Maps per period: posterior mean relative risk (one scale) and P(rr > 1)",
+                  "trends.png": "Trends: relative risk over the periods in the areas with the surest trends (90% bands)"}  # fmt: skip
 SUMMARY_COLUMNS = ("mean", "sd", "hdi_3%", "hdi_97%", "mcse_mean", "mcse_sd", "ess_bulk", "ess_tail", "r_hat")
 OK = "No warnings: R-hat, ESS, divergences, tree depth and E-BFMI are all within their limits."
 

@@ -135,9 +135,8 @@ def fit_areas(model: str, data: AreaData, settings: SamplerSettings | None = Non
         squeeze_draws(draws, ("rho", "sigma_iid", "sigma"))
         if "ell" in draws and prior.fixed:
             del draws["ell"]
-        if data.covariates:  # coefficients on the covariates' own scale, and the intercept at their zero
-            draws["beta_original"] = draws["beta"] / data.x_sd
-            draws["intercept_original"] = draws["intercept"] - (draws["beta"] * (data.x_mean / data.x_sd)).sum(-1)
+        if data.covariates:
+            original_scale(draws, data.x_mean, data.x_sd)
 
     ids = list(data.domain.ids)
     coords = {"area": ids, "obs": [ids[i] for i in data.obs_idx], "covariate": list(data.covariates), "latent": np.arange(sdata.get("K", 0))}
@@ -182,21 +181,40 @@ def score(idata, data: AreaData, fit, prior: SpatialPrior, model: str, priors: d
     result["ess_per_sampling_s"] = ess_eta / result["sampling_s"]
     if truth is not None:  # a simulated truth: the same scoring as gp-fit's
         result |= truth_scores(post["eta"].values.reshape(-1, data.domain.size), truth)
+    result["covariate_effects"] = covariate_effects(post, data.covariates, data.x_sd)
+    result |= interval_summaries(post, ("ell", "alpha", "rho", "sigma_field"))
+    result |= loo_summary(idata)
+    return result
+
+
+def covariate_effects(post, covariates, x_sd) -> list[dict]:
+    """Each covariate's coefficient: per unit (mean, 90% interval, rr per unit) and per sd of the covariate."""
     lo_q, hi_q = (1 - INTERVAL) / 2, (1 + INTERVAL) / 2
     effects = []
-    for j, name in enumerate(data.covariates):
+    for j, name in enumerate(covariates):
         b = post["beta_original"].values[..., j].ravel()
         bs = post["beta"].values[..., j].ravel()
         effects.append({"covariate": name, "mean": float(b.mean()), "interval90": np.quantile(b, [lo_q, hi_q]).tolist(),
                         "rr_per_unit": float(np.exp(b).mean()), "mean_per_sd": float(bs.mean()),
-                        "interval90_per_sd": np.quantile(bs, [lo_q, hi_q]).tolist(), "sd_of_covariate": float(data.x_sd[j])})  # fmt: skip
-    result["covariate_effects"] = effects
-    for name in ("ell", "alpha", "rho", "sigma_field"):
+                        "interval90_per_sd": np.quantile(bs, [lo_q, hi_q]).tolist(), "sd_of_covariate": float(x_sd[j])})  # fmt: skip
+    return effects
+
+
+def interval_summaries(post, names) -> dict:
+    """Posterior mean and 90% interval of each scalar in ``names`` that the posterior has."""
+    lo_q, hi_q = (1 - INTERVAL) / 2, (1 + INTERVAL) / 2
+    out = {}
+    for name in names:
         if name in post:
             v = post[name].values.ravel()
-            result[name] = {"mean": float(v.mean()), "interval90": np.quantile(v, [lo_q, hi_q]).tolist()}
-    result |= loo_summary(idata)
-    return result
+            out[name] = {"mean": float(v.mean()), "interval90": np.quantile(v, [lo_q, hi_q]).tolist()}
+    return out
+
+
+def original_scale(draws: dict, x_mean, x_sd) -> None:
+    """Coefficients on the covariates' own scale, and the intercept at their zero (from the standardised ones)."""
+    draws["beta_original"] = draws["beta"] / x_sd
+    draws["intercept_original"] = draws["intercept"] - (draws["beta"] * (x_mean / x_sd)).sum(-1)
 
 
 def format_fit(r: dict) -> str:
@@ -206,14 +224,7 @@ def format_fit(r: dict) -> str:
              f"divergences         {r['divergences']}  (max tree depth hits {r['treedepth_hits']})",
              f"elpd_loo            {r['elpd_loo']:.1f} (se {r['elpd_loo_se']:.1f}, p_loo {r['p_loo']:.1f}; "
              f"Pareto k > 0.7: {r['pareto_k_over_0.7']}, 0.5-0.7: {r['pareto_k_0.5_to_0.7']})"]  # fmt: skip
-    for e in r["covariate_effects"]:
-        lo, hi = e["interval90"]
-        lines.append(f"{e['covariate']:<19} {e['mean']:.3g} per unit (90% interval {lo:.3g} to {hi:.3g}); "
-                     f"{e['mean_per_sd']:.3f} per sd of {e['sd_of_covariate']:.3g}")  # fmt: skip
-    for name in ("ell", "alpha", "rho", "sigma_field"):
-        if name in r:
-            lo, hi = r[name]["interval90"]
-            lines.append(f"{name:<19} {r[name]['mean']:.3f} (90% interval {lo:.3f}-{hi:.3f})")
+    lines += effect_lines(r, ("ell", "alpha", "rho", "sigma_field"))
     if "rmse" in r:
         lines.append(f"vs the truth        RMSE {r['rmse']:.3f} of eta; 90% intervals cover {100 * r['coverage90']:.0f}% of areas")
     lines += warning_lines(r)
@@ -224,6 +235,20 @@ def format_fit(r: dict) -> str:
 
 # ----------------------------------------------------------------------------
 # outputs
+
+
+def effect_lines(r: dict, names) -> list[str]:
+    """Printed lines of the covariate effects and of the hyperparameters in ``names``."""
+    lines = []
+    for e in r["covariate_effects"]:
+        lo, hi = e["interval90"]
+        lines.append(f"{e['covariate']:<19} {e['mean']:.3g} per unit (90% interval {lo:.3g} to {hi:.3g}); "
+                     f"{e['mean_per_sd']:.3f} per sd of {e['sd_of_covariate']:.3g}")  # fmt: skip
+    for name in names:
+        if name in r:
+            lo, hi = r[name]["interval90"]
+            lines.append(f"{name:<19} {r[name]['mean']:.3f} (90% interval {lo:.3f} to {hi:.3f})")
+    return lines
 
 
 def exceedance_column(threshold: float = 1.0) -> str:
@@ -302,14 +327,15 @@ def ratio_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
     return sorted(chosen) if len(chosen) >= 3 else sorted(set(chosen) | {float(f"{lo:.3g}"), float(f"{hi:.3g}")})
 
 
-def choropleth(ax, domain, values: np.ndarray, cmap: str, centred: bool = False, probability: bool = False):
-    """Colour ``domain``'s polygons (or sites) by ``values`` on ``ax``, with a colour bar whose ticks read as plain numbers."""
+def choropleth(ax, domain, values: np.ndarray, cmap: str, centred: bool = False, probability: bool = False, span: float | None = None):
+    """Colour ``domain``'s polygons (or sites) by ``values`` on ``ax``, with a colour bar whose ticks read as plain numbers;
+    ``span``: a centred scale's limits 1/span to span (shared by several maps), else the values' own."""
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import LogNorm, Normalize
     from matplotlib.ticker import FuncFormatter, NullLocator
 
     if centred:  # a log-symmetric scale around 1
-        m = max(float(values.max()), 1 / float(values.min()), 1.05)
+        m = span or max(float(values.max()), 1 / float(values.min()), 1.05)
         norm = LogNorm(1 / m, m)
     else:
         norm = Normalize(0, 1) if probability else Normalize(float(values.min()), float(values.max()))
@@ -328,10 +354,11 @@ def choropleth(ax, domain, values: np.ndarray, cmap: str, centred: bool = False,
 
 
 def fit_table(data_path, model: str, map_path=None, points=None, grid: int | None = None, id_column: str | None = None,
-              contiguity: str | None = None, columns: dict | None = None, decoder_json=None, snap: float | None = None,
-              **options) -> FitResult:  # fmt: skip
-    """Read the domain and the data table, then :func:`fit_areas` (what ``surrogate fit`` runs)."""
-    from surrogate.spatial.data import read_area_data
+              contiguity: str | None = None, columns: dict | None = None, decoder_json=None, snap: float | None = None, time: str | None = None,
+              interaction: str = "none", temporal: str = "rw1", forecast: int = 0, **options) -> FitResult:  # fmt: skip
+    """Read the domain and the data table, then :func:`fit_areas`, or with ``time`` (the period column)
+    :func:`~surrogate.tasks.spacetime_fit.fit_spacetime` (what ``surrogate fit`` runs)."""
+    from surrogate.spatial.data import read_area_data, read_table
     from surrogate.spatial.domain import load_domain
 
     if contiguity is None and decoder_json is not None:  # read the map as the decoder's was read
@@ -341,5 +368,14 @@ def fit_table(data_path, model: str, map_path=None, points=None, grid: int | Non
                          id_column if map_path is not None or points is not None else None, contiguity or "queen", snap)  # fmt: skip
     if id_column is None:
         raise SurrogateError("give id=COLUMN: the column that names the areas in the data table (and in the map)")
+    if time is not None:
+        from surrogate.spatial.spacetime import spacetime_data
+        from surrogate.tasks.spacetime_fit import fit_spacetime
+
+        st = spacetime_data(read_table(data_path), domain, id_column, time, forecast=forecast, source=str(data_path), **(columns or {}))
+        options.pop("kernel", None)
+        return fit_spacetime(model, st, interaction, temporal, decoder_json=decoder_json, **options)
+    if interaction != "none" or temporal != "rw1" or forecast:
+        raise SurrogateError("--interaction, --temporal and --forecast belong to a space-time model: give --time-column")
     data = read_area_data(data_path, domain, id_column, **(columns or {}))
     return fit_areas(model, data, decoder_json=decoder_json, **options)
