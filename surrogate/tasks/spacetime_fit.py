@@ -298,3 +298,39 @@ def plot_trends(path: Path | None, data: SpaceTimeData, idata, areas=None, max_a
     if path is not None:
         save_figure(fig, path)
     return fig
+
+
+# ----------------------------------------------------------------------------
+# simulation
+
+
+def simulate(domain, periods: int, rho_fields: float = 0.7, mix: float = 0.5, sigma_field: float = 0.5, trend: float = 0.1,
+             intercept: float = 0.0, beta: float = 0.3, expected: float = 30.0, seed: int = 0, prior: str = "bym2"):  # fmt: skip
+    """A long table with a known space-time field: AR1 fields over the periods (``rho_fields``) of unit ``prior`` fields
+    (BYM2 with mixing ``mix``), a linear ``trend`` per period, one covariate ``x`` with coefficient ``beta`` and Poisson counts
+    around ``expected``. Returns (table with columns id, period, y, E, x; the true eta, [areas, periods])."""
+    import pandas as pd
+
+    from surrogate.priors import prior_class
+
+    if periods < 1:
+        raise SurrogateError(f"periods must be >= 1, found {periods}")
+    rng = np.random.default_rng(seed)
+    spec = prior_class(prior)(mix if prior_class(prior).hyper is not None else None)
+    cov = spec.on(domain).covariance(mix if prior_class(prior).hyper is not None else None)
+    chol = np.linalg.cholesky(cov + 1e-9 * np.eye(len(cov)))
+    D = domain.size
+    u = chol @ rng.standard_normal((D, periods))
+    f = np.empty_like(u)
+    f[:, 0] = u[:, 0]
+    for t in range(1, periods):
+        f[:, t] = rho_fields * f[:, t - 1] + np.sqrt(1 - rho_fields**2) * u[:, t]
+    x = rng.standard_normal((D, periods))
+    time = trend * (np.arange(periods) - (periods - 1) / 2)
+    eta = intercept + beta * x + time[None, :] + sigma_field * f
+    E = expected * rng.uniform(0.5, 1.5, (D, 1)) * np.ones((1, periods))
+    y = rng.poisson(E * np.exp(eta))
+    ids = np.repeat(np.asarray(domain.ids)[:, None], periods, 1)
+    table = pd.DataFrame({"id": ids.T.ravel(), "period": np.repeat(np.arange(1, periods + 1), D), "y": y.T.ravel(), "E": E.T.ravel(),
+                          "x": x.T.ravel()})  # fmt: skip
+    return table, eta
