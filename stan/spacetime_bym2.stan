@@ -2,9 +2,10 @@
 // 2016), or the scaled ICAR (icar = 1), in the pairwise-difference form.
 //
 // At area i and period t, eta = intercept + x_it beta + s_i + gamma_t
-// + epsilon_t + delta_it: s the spatial main effect, gamma a RW1 or a
-// stationary AR1 over periods plus epsilon iid period effects (their sum
-// constrained to zero and centred: the periods' totals pin it) and delta the
+// + epsilon_t + delta_it: s the spatial main effect, gamma + epsilon the
+// temporal main effect of sd sigma_time (centred; gamma(2) prior), a share
+// mix_time of it a RW1 (or a stationary AR1) over periods and the rest iid,
+// summing to zero, and delta the
 // interaction of Knorr-Held (2000), type I (iid), II (a sum-to-zero RW1 per
 // area), III (a spatial field per period) or IV (a RW1 over periods of
 // spatial increments, centred per area). With interaction 5, s_i is replaced
@@ -52,10 +53,10 @@ parameters {
   real intercept; // mean of the linear predictor
   vector[P] beta; // coefficients of the standardised covariates
   real<lower=0> sigma_field; // sd of the spatial main effect
-  vector[T - 1] time_free; // the temporal main effect in the sum-to-zero basis
+  vector[T - 1] time_free; // the temporal main effect in the sum-to-zero basis (centred)
   array[temporal == 2 ? 1 : 0] real<lower=-1, upper=1> rho_time; // AR1 autocorrelation of the temporal effect
-  real<lower=0> sigma_time; // sd of its RW1 / AR1 part
-  real<lower=0> sigma_period; // sd of its iid part
+  real<lower=0> sigma_time; // sd of the temporal main effect
+  real<lower=0, upper=1> mix_time; // the RW1 / AR1 share of its variance (the rest: iid periods)
   matrix[D, interaction_columns(interaction, T)] int_raw; // type I/II standardised effects
   array[interaction >= 1 && interaction <= 4 ? 1 : 0] real<lower=0> sigma_int; // sd of the interaction
   array[interaction == 5 ? 1 : 0] real<lower=-1, upper=1> rho_fields; // AR1 autocorrelation of the fields
@@ -91,12 +92,14 @@ model {
   intercept ~ normal(intercept_prior_mean, intercept_prior_sd);
   beta ~ normal(0, beta_prior_sd);
   sigma_field ~ normal(0, field_sd_prior_scale);
-  time_free ~ multi_normal(rep_vector(0, T - 1),
-                           temporal_covariance(Q_time, rw1_cov, temporal,
-                                               rho_time, sigma_time,
-                                               sigma_period));
-  sigma_time ~ normal(0, field_sd_prior_scale);
-  sigma_period ~ normal(0, field_sd_prior_scale);
+  time_free ~ multi_normal_cholesky(rep_vector(0, T - 1),
+                                    sigma_time
+                                    * temporal_factor(Q_time, rw1_cov,
+                                                      temporal, rho_time,
+                                                      mix_time));
+  // boundary-avoiding (Chung et al. 2013): a few periods leave a funnel at 0
+  sigma_time ~ gamma(2, 2 / field_sd_prior_scale);
+  // mix_time: uniform
   to_vector(int_raw) ~ std_normal();
   sigma_int ~ normal(0, field_sd_prior_scale);
   sigma ~ normal(0, sigma_prior_scale);

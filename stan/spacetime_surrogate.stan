@@ -53,10 +53,10 @@ parameters {
   real intercept; // mean of the linear predictor
   vector[P] beta; // coefficients of the standardised covariates
   real<lower=0> sigma_field; // sd of the spatial main effect
-  vector[T - 1] time_free; // the temporal main effect in the sum-to-zero basis
+  vector[T - 1] time_free; // the temporal main effect in the sum-to-zero basis (centred)
   array[temporal == 2 ? 1 : 0] real<lower=-1, upper=1> rho_time; // AR1 autocorrelation of the temporal effect
-  real<lower=0> sigma_time; // sd of its RW1 / AR1 part
-  real<lower=0> sigma_period; // sd of its iid part
+  real<lower=0> sigma_time; // sd of the temporal main effect
+  real<lower=0, upper=1> mix_time; // the RW1 / AR1 share of its variance (the rest: iid periods)
   matrix[D, interaction_columns(interaction, T)] int_raw; // type I/II standardised effects
   array[interaction >= 1 && interaction <= 4 ? 1 : 0] real<lower=0> sigma_int; // sd of the interaction
   array[interaction == 5 ? 1 : 0] real<lower=-1, upper=1> rho_fields; // AR1 autocorrelation of the fields
@@ -82,16 +82,17 @@ transformed parameters {
 model {
   to_vector(z) ~ std_normal();
   // cond, cond_int: uniform on their bounds; rho_time, rho_fields on (-1, 1)
-  // the temporal effect is centred: the periods' totals pin it down
   intercept ~ normal(intercept_prior_mean, intercept_prior_sd);
   beta ~ normal(0, beta_prior_sd);
   sigma_field ~ normal(0, field_sd_prior_scale);
-  time_free ~ multi_normal(rep_vector(0, T - 1),
-                           temporal_covariance(Q_time, rw1_cov, temporal,
-                                               rho_time, sigma_time,
-                                               sigma_period));
-  sigma_time ~ normal(0, field_sd_prior_scale);
-  sigma_period ~ normal(0, field_sd_prior_scale);
+  time_free ~ multi_normal_cholesky(rep_vector(0, T - 1),
+                                    sigma_time
+                                    * temporal_factor(Q_time, rw1_cov,
+                                                      temporal, rho_time,
+                                                      mix_time));
+  // boundary-avoiding (Chung et al. 2013): a few periods leave a funnel at 0
+  sigma_time ~ gamma(2, 2 / field_sd_prior_scale);
+  // mix_time: uniform
   to_vector(int_raw) ~ std_normal();
   sigma_int ~ normal(0, field_sd_prior_scale);
   sigma ~ normal(0, sigma_prior_scale);
