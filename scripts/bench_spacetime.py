@@ -5,6 +5,8 @@ sets, a forecast of the last period, recovery of a known field and the cost per 
     .venv/bin/python scripts/bench_spacetime.py --part forecast   # the last period held out, scored by log score
     .venv/bin/python scripts/bench_spacetime.py --part recovery   # replicates of a known AR1 field on the NC map
     .venv/bin/python scripts/bench_spacetime.py --part cost       # microseconds per gradient at T = 1, 3, 10, 25
+    .venv/bin/python scripts/bench_spacetime.py --part divergences   # the surrogate's divergences on NC: where, and at adapt_delta 0.95
+    .venv/bin/python scripts/bench_spacetime.py --part rhat      # the exact St. Louis type III fit at 6,000 draws per chain
 
 Each part adds its section to docs/bench_spacetime.json (the others are kept). Data: libpysal's bundled maps
 (``sg.datasets``): NC SIDS (100 counties, rook contiguity as in the demo, 1974-78 and 1979-84, covariate: share of
@@ -127,18 +129,26 @@ def part_real(args) -> dict:
     return result
 
 
-def log_score(fit, table, outcome: str, period: int) -> float:
-    """Sum over the held-out area-periods of log mean_s Poisson(y | E exp(eta_s)): the log predictive density."""
+def log_score(fit, table, outcome: str, period: int, chain: int | None = None) -> float:
+    """Sum over the held-out area-periods of log mean_s Poisson(y | E exp(eta_s)): the log predictive density (of one chain's
+    draws if ``chain`` is given: their spread is the Monte Carlo error)."""
     from scipy.special import gammaln, logsumexp
 
     data = fit.data
     t = list(data.periods).index(period)
-    eta = fit.idata.posterior["eta"].values.reshape(-1, data.D, data.T)[:, :, t]
+    eta = fit.idata.posterior["eta"].values
+    eta = (eta if chain is None else eta[chain : chain + 1]).reshape(-1, data.D, data.T)[:, :, t]
     rows = table[table["period"] == period].set_index("FIPS").loc[list(data.domain.ids)]
     y, E = rows[outcome].to_numpy(), rows["E"].to_numpy()
     mu = E[None, :] * np.exp(eta)
     logp = y[None, :] * np.log(mu) - mu - gammaln(y + 1)[None, :]
     return float((logsumexp(logp, axis=0) - np.log(len(eta))).sum())
+
+
+def forecast_record(fit, table, outcome: str, period: int) -> dict:
+    chains = [log_score(fit, table, outcome, period, c) for c in range(fit.idata.posterior.sizes["chain"])]
+    return {"log_score": log_score(fit, table, outcome, period), "log_score_per_chain": chains,
+            "log_score_mc_se": float(np.std(chains, ddof=1) / np.sqrt(len(chains))), **fit_record(fit)}  # fmt: skip
 
 
 def part_forecast(args) -> dict:
@@ -154,11 +164,17 @@ def part_forecast(args) -> dict:
         held.loc[held["period"] == last, outcome] = np.nan
         rows = []
         for interaction in args.forecast_interactions:
-            row = {"interaction": interaction}
+            row, fits = {"interaction": interaction}, {}
             for model, prior in (("exact", "bym2"), ("surrogate", s)):
-                fit = sg.fit(formula, held, domain, prior=prior, time="period", interaction=interaction, **SAMPLER)
-                row[model] = {"log_score": log_score(fit, table, outcome, last), **fit_record(fit)}
-                print(name, "forecast", interaction, model, row[model]["log_score"], flush=True)
+                fits[model] = sg.fit(formula, held, domain, prior=prior, time="period", interaction=interaction, **SAMPLER)
+                row[model] = forecast_record(fits[model], table, outcome, last)
+                print(name, "forecast", interaction, model, row[model]["log_score"], row[model]["log_score_mc_se"], flush=True)
+            t = last - 1  # the held-out period's eta: exact vs surrogate
+            pe, ps = (fits[m].idata.posterior["eta"].isel(period=t) for m in ("exact", "surrogate"))
+            delta = np.abs(pe.mean(("chain", "draw")).values - ps.mean(("chain", "draw")).values)
+            ratio = ps.std(("chain", "draw")).values / pe.std(("chain", "draw")).values
+            row["held_out_agreement"] = {"max_abs_delta_eta": float(delta.max()), "median_abs_delta_eta": float(np.median(delta)),
+                                         "sd_ratio_median": float(np.median(ratio))}  # fmt: skip
             rows.append(row)
         result[name] = {"held_out_period": last, "models": rows}
     return result
@@ -226,13 +242,54 @@ def part_cost(args) -> dict:
     return {"map": "nc (100 counties)", "rows": rows, "fits": slopes}
 
 
+def part_divergences(args) -> dict:
+    """Where the surrogate's divergent transitions on NC SIDS fall, and whether adapt_delta 0.95 removes them."""
+    import surrogate as sg
+
+    domain, table, formula, _ = problem("nc")
+    s = surrogate_of("nc", domain)
+    rows = []
+    for interaction in args.interactions:
+        for delta in (0.8, 0.95):
+            fit = sg.fit(formula, table, domain, prior=s, time="period", interaction=interaction, **{**SAMPLER, "adapt_delta": delta})
+            post, div = fit.idata.posterior, fit.idata.sample_stats["diverging"].values
+            where = {}
+            for name in ("sigma_time", "mix_time", "rho", "sigma_field", "sigma_int", "rho_int", "rho_fields"):
+                if name in post and div.any():  # each divergent draw's quantile in the parameter's posterior
+                    v = post[name].values
+                    where[name] = np.round(np.searchsorted(np.sort(v.ravel()), v[div]) / v.size, 3).tolist()
+            step = fit.idata.sample_stats["step_size"].values[:, -1]
+            rows.append({"interaction": interaction, "adapt_delta": delta, "divergences": int(div.sum()), "per_chain": div.sum(1).tolist(),
+                         "divergent_quantiles": where, "step_size": step.tolist(), "ess_per_s": fit.diagnostics["ess_per_s"],
+                         "max_rhat": fit.diagnostics["max_rhat"]})  # fmt: skip
+            print(rows[-1], flush=True)
+    return {"map": "nc", "rows": rows}
+
+
+def part_rhat(args) -> dict:
+    """The exact St. Louis type III fit, whose rho ended at R-hat 1.0103 with 3,000 draws per chain: per-parameter R-hat at 6,000."""
+    import arviz as az
+
+    import surrogate as sg
+
+    domain, table, formula, _ = problem("stl")
+    fit = sg.fit(formula, table, domain, prior="bym2", time="period", interaction="III", **{**SAMPLER, "draws": 6000})
+    names = [n for n in ("intercept", "beta", "sigma_field", "rho", "rho_int", "sigma_time", "mix_time", "sigma_int") if n in fit.idata.posterior]
+    rhat = az.rhat(fit.idata, var_names=names)
+    out = {"data": "stl", "interaction": "III", "model": "exact", "draws": 6000, "rhat": {n: float(np.max(rhat[n].values)) for n in names},
+           **fit_record(fit)}  # fmt: skip
+    print(out, flush=True)
+    return out
+
+
 def main(args) -> dict:
     import httpstan
     import torch
 
     from surrogate.fileio import write_json
 
-    part = {"real": part_real, "forecast": part_forecast, "recovery": part_recovery, "cost": part_cost}[args.part](args)
+    parts = {"real": part_real, "forecast": part_forecast, "recovery": part_recovery, "cost": part_cost, "divergences": part_divergences, "rhat": part_rhat}
+    part = parts[args.part](args)
     doc = json.loads(OUT.read_text()) if OUT.is_file() else {}
     doc[args.part] = part
     doc["environment"] = {"python": platform.python_version(), "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores",
@@ -243,7 +300,7 @@ def main(args) -> dict:
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--part", required=True, choices=["real", "forecast", "recovery", "cost"])
+    ap.add_argument("--part", required=True, choices=["real", "forecast", "recovery", "cost", "divergences", "rhat"])
     ap.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     ap.add_argument("--interactions", nargs="+", default=list(INTERACTIONS), choices=list(INTERACTIONS))
     ap.add_argument("--forecast-interactions", nargs="+", default=["none", "IV", "ar1"], choices=list(INTERACTIONS))

@@ -14,10 +14,19 @@ as ``stan/spacetime_*.stan`` index them. The checks on outcomes, offsets and cov
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 import numpy as np
 
 from surrogate.errors import SurrogateError
-from surrogate.spatial.data import AreaData, Aligned, _column, check_column_choice, set_counts, set_covariates, set_offset
+from surrogate.spatial.data import (
+    Aligned,
+    AreaData,
+    _column,
+    check_column_choice,
+    set_counts,
+    set_covariates,
+    set_offset,
+)
 from surrogate.spatial.domain import Domain
 
 

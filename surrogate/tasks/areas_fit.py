@@ -375,7 +375,7 @@ def fit_table(data_path, model: str, map_path=None, points=None, grid: int | Non
         st = spacetime_data(read_table(data_path), domain, id_column, time, forecast=forecast, source=str(data_path), **(columns or {}))
         options.pop("kernel", None)
         return fit_spacetime(model, st, interaction, temporal, decoder_json=decoder_json, **options)
-    if interaction != "none" or temporal != "rw1" or forecast:
-        raise SurrogateError("--interaction, --temporal and --forecast belong to a space-time model: give --time-column")
+    if interaction != "none" or temporal != "rw1" or forecast or options.pop("trend_areas", None):
+        raise SurrogateError("--interaction, --temporal, --forecast and --trend-areas belong to a space-time model: give --time-column")
     data = read_area_data(data_path, domain, id_column, **(columns or {}))
     return fit_areas(model, data, decoder_json=decoder_json, **options)

@@ -43,7 +43,16 @@ from surrogate.tasks.areas_fit import (
     original_scale,
     resolve_prior,
 )
-from surrogate.tasks.fitting import INTERVAL, decoder_record, observation_stan_data, sample, speed, squeeze_draws, truth_scores, warning_lines
+from surrogate.tasks.fitting import (
+    INTERVAL,
+    decoder_record,
+    observation_stan_data,
+    sample,
+    speed,
+    squeeze_draws,
+    truth_scores,
+    warning_lines,
+)
 
 INTERACTIONS = {"none": 0, "I": 1, "II": 2, "III": 3, "IV": 4, "ar1": 5}
 TEMPORAL = {"rw1": 1, "ar1": 2}
@@ -81,14 +90,17 @@ def program_of(model: str) -> str:
 
 def fit_spacetime(model: str, data: SpaceTimeData, interaction: str = "none", temporal: str = "rw1", settings: SamplerSettings | None = None,
                   engine: str = "auto", out=None, decoder_json=None, condition=None, islands: str | None = None, priors: dict | None = None,
-                  truth=None) -> FitResult:  # fmt: skip
+                  truth=None, trend_areas=None) -> FitResult:  # fmt: skip
     """Fit a space-time model (see the module docstring); ``truth``: a known ``eta`` of shape (areas, periods), scored by RMSE and
-    90% coverage over every area-period."""
+    90% coverage over every area-period; ``trend_areas``: the area ids of ``trends.png`` (default: the surest trends)."""
     settings = settings or SamplerSettings()
     priors = {**DEFAULT_PRIORS, **(priors or {})}
     if priors["iid"]:
         raise SurrogateError("iid=True does not apply to a space-time model: interaction='I' adds an unstructured area-period effect")
     check_structure(interaction, temporal, data.T)
+    unknown = [a for a in map(str, trend_areas or ()) if a not in set(data.domain.ids)]
+    if unknown:
+        raise SurrogateError(f"trend areas must be ids of the map, found {', '.join(unknown[:5])}")
     prior, decoder, meta = resolve_prior(model, data, decoder_json, None, condition, islands)
     if model != "surrogate" and prior.kind not in EXACT_PRIORS:
         raise SurrogateError(f"the exact space-time program has {' or '.join(EXACT_PRIORS)} fields; found model={model!r}: "
@@ -125,7 +137,7 @@ def fit_spacetime(model: str, data: SpaceTimeData, interaction: str = "none", te
         scores["decoder"] = decoder_record(decoder_json, meta) | {"prior": meta["spatial"]["prior"]}
     result = FitResult("spacetime", idata, scores, format_fit(scores), log=fit.log)
     if out is not None:
-        write_outputs(Path(out), result, data, fit.log)
+        write_outputs(Path(out), result, data, fit.log, trend_areas)
     return result
 
 
@@ -291,6 +303,7 @@ def plot_trends(path: Path | None, data: SpaceTimeData, idata, areas=None, max_a
         if data.forecast:
             ax.axvspan(x[-data.forecast] - 0.5 * np.diff(x).min(), x[-1] + 0.5 * np.diff(x).min(), color="0.9", zorder=0)
         ax.axhline(1, color="0.5", lw=0.8)
+        ax.set_xticks(x, [period_label(p) for p in x])
         ax.set_title(f"area {a}")
         ax.set_xlabel(data.time_column)
         ax.set_ylabel("relative risk")
