@@ -136,19 +136,26 @@ def area_data(table, domain: Domain, id_column: str, counts: str | None = None, 
     """Match ``table`` to ``domain`` by ``id_column`` and check every column used (errors name column and area)."""
     check_column_choice(counts, trials, value, exposure, population, offset)
     at = Aligned.match(table, domain, id_column, source)
+    return aligned_data(at, {"id": id_column}, counts, trials, value, exposure, population, offset, covariates)
+
+
+def aligned_data(at: Aligned, keys: dict, counts: str | None, trials: str | None, value: str | None, exposure: str | None,
+                 population: str | None, offset: str | None, covariates: tuple[str, ...]) -> AreaData:  # fmt: skip
+    """The outcome, offset and covariates of a table aligned with its locations (``keys``: the columns that matched its rows)."""
+    source = at.source
     outcome = at.column(counts or value, "outcome")
     obs = np.flatnonzero(~np.isnan(outcome))
     if obs.size == 0:
         raise SurrogateError(f"{source}: outcome column {counts or value!r} has no values")
-    result = AreaData(domain, "gaussian" if value else ("binomial" if trials else "poisson"), obs, np.zeros(obs.size), source=source,
-                      columns={"id": id_column, "counts": counts, "trials": trials, "value": value, "exposure": exposure,
-                               "population": population, "offset": offset})  # fmt: skip
+    result = AreaData(at.domain, "gaussian" if value else ("binomial" if trials else "poisson"), obs, np.zeros(obs.size), source=source,
+                      columns={**keys, "counts": counts, "trials": trials, "value": value, "exposure": exposure, "population": population,
+                               "offset": offset})  # fmt: skip
     if value is not None:
         result.y = outcome[obs]
     else:
         set_counts(result, at, outcome, counts, trials)
     set_offset(result, at, exposure, population, offset)
-    set_covariates(result, at, covariates)
+    set_covariates(result, at, tuple(covariates))
     return result
 
 

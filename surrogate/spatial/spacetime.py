@@ -18,15 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from surrogate.errors import SurrogateError
-from surrogate.spatial.data import (
-    Aligned,
-    AreaData,
-    _column,
-    check_column_choice,
-    set_counts,
-    set_covariates,
-    set_offset,
-)
+from surrogate.spatial.data import Aligned, AreaData, _column, aligned_data, check_column_choice
 from surrogate.spatial.domain import Domain
 
 
@@ -159,17 +151,5 @@ def spacetime_data(table, domain: Domain, id_column: str, time_column: str, coun
                              f"{'; '.join(labels)}{' ...' if dup.size > 5 else ''}")  # fmt: skip
     cells = CellIndex([f"{domain.ids[c % D]} @ {period_label(periods[c // D])}" for c in range(D * len(periods))], source)
     at = Aligned(table, cells, cell, source)
-    outcome = at.column(counts or value, "outcome")
-    obs = np.flatnonzero(~np.isnan(outcome))
-    if obs.size == 0:
-        raise SurrogateError(f"{source}: outcome column {counts or value!r} has no values")
-    result = AreaData(cells, "gaussian" if value else ("binomial" if trials else "poisson"), obs, np.zeros(obs.size), source=source,
-                      columns={"id": id_column, "time": time_column, "counts": counts, "trials": trials, "value": value,
-                               "exposure": exposure, "population": population, "offset": offset})  # fmt: skip
-    if value is not None:
-        result.y = outcome[obs]
-    else:
-        set_counts(result, at, outcome, counts, trials)
-    set_offset(result, at, exposure, population, offset)
-    set_covariates(result, at, tuple(covariates))
+    result = aligned_data(at, {"id": id_column, "time": time_column}, counts, trials, value, exposure, population, offset, covariates)
     return SpaceTimeData(domain, periods, result, time_column, forecast)
