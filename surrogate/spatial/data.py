@@ -94,6 +94,17 @@ def check_column_choice(counts, trials, value, exposure, population, offset) -> 
         raise SurrogateError(f"the binomial likelihood takes its denominator from trials=COLUMN; {offsets[0]}=COLUMN does not apply")
 
 
+def id_values(table, id_column: str, source: str):
+    """The id column as stripped strings (ids read as numbers, 37009.0, become 37009)."""
+    import pandas as pd
+
+    raw = _column(table, id_column, "id", source)
+    ids = raw.astype(str).str.strip()
+    if pd.api.types.is_float_dtype(raw.dtype):
+        ids = ids.str.replace(r"\.0$", "", regex=True)
+    return ids
+
+
 @dataclass
 class Aligned:
     """A table's rows matched to a domain's areas: ``column(name)`` gives a numeric column at every area (NaN where no row)."""
@@ -105,12 +116,8 @@ class Aligned:
 
     @classmethod
     def match(cls, table, domain: Domain, id_column: str, source: str) -> "Aligned":
-        import pandas as pd
 
-        raw = _column(table, id_column, "id", source)
-        ids = raw.astype(str).str.strip()
-        if pd.api.types.is_float_dtype(raw.dtype):  # ids read as numbers: 37009.0 -> 37009
-            ids = ids.str.replace(r"\.0$", "", regex=True)
+        ids = id_values(table, id_column, source)
         dup = sorted(set(ids[ids.duplicated()]))
         if dup:
             raise SurrogateError(f"{source}: id column {id_column!r} has duplicate ids: {', '.join(dup[:5])}")

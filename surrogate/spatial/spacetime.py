@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from surrogate.errors import SurrogateError
-from surrogate.spatial.data import Aligned, AreaData, _column, aligned_data, check_column_choice
+from surrogate.spatial.data import Aligned, AreaData, _column, aligned_data, check_column_choice, id_values
 from surrogate.spatial.domain import Domain
 
 
@@ -129,12 +129,7 @@ def spacetime_data(table, domain: Domain, id_column: str, time_column: str, coun
         raise SurrogateError(f"forecast={forecast} with covariates: their values are needed in the forecast periods; add rows for "
                              f"periods {', '.join(period_label(p) for p in periods[-forecast:])} with the covariates and an empty outcome "
                              "(and forecast=0)")  # fmt: skip
-    raw = _column(table, id_column, "id", source)
-    import pandas as pd
-
-    ids = raw.astype(str).str.strip()
-    if pd.api.types.is_float_dtype(raw.dtype):  # ids read as numbers: 37009.0 -> 37009
-        ids = ids.str.replace(r"\.0$", "", regex=True)
+    ids = id_values(table, id_column, source)
     index = {a: i for i, a in enumerate(domain.ids)}
     unknown = sorted({a for a in ids if a not in index})
     if unknown:

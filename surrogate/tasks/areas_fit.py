@@ -22,7 +22,7 @@ from surrogate.decoder.io import load_decoder
 from surrogate.errors import SurrogateError, check_choice
 from surrogate.fileio import pyplot, save_figure, write_text
 from surrogate.inference import SamplerSettings
-from surrogate.inference.diagnostics import convergence, import_arviz
+from surrogate.inference.diagnostics import import_arviz
 from surrogate.inference.fitdir import FitResult, write_fit_dir
 from surrogate.priors import exact_models, prior_class
 from surrogate.spatial.data import AreaData
@@ -33,7 +33,7 @@ from surrogate.tasks.fitting import (
     decoder_record,
     observation_stan_data,
     sample,
-    speed,
+    sampling_scores,
     squeeze_draws,
     truth_scores,
     warning_lines,
@@ -171,14 +171,9 @@ def score(idata, data: AreaData, fit, prior: SpatialPrior, model: str, priors: d
     """Convergence, speed, covariate effects, LOO."""
     post = idata.posterior
     names = [n for n in ("intercept", "beta", "sigma_field", "ell", "alpha", "rho", "sigma_iid", "sigma", "eta") if n in post]
-    conv = convergence(idata, names)
-    ess_eta = convergence(idata, ["eta"])["min_ess_bulk"]
     result = {"model": model, "program": f"{program_of(model, prior)}.stan", "prior": prior.to_dict() | {"domain": None}, "priors": priors,
               "likelihood": data.likelihood, "areas": data.domain.size, "observed": data.n_obs, "domain_hash": data.domain.content_hash(),
-              "chains": post.sizes["chain"], "draws": post.sizes["draw"], "max_rhat": conv["max_rhat"], "min_ess_bulk": conv["min_ess_bulk"],
-              "min_ess_bulk_eta": ess_eta, **speed(fit), **fit.sampler_problems()}  # fmt: skip
-    result["ess_per_s"] = ess_eta / result["wall_s"]
-    result["ess_per_sampling_s"] = ess_eta / result["sampling_s"]
+              **sampling_scores(idata, fit, names)}  # fmt: skip
     if truth is not None:  # a simulated truth: the same scoring as gp-fit's
         result |= truth_scores(post["eta"].values.reshape(-1, data.domain.size), truth)
     result["covariate_effects"] = covariate_effects(post, data.covariates, data.x_sd)

@@ -58,6 +58,19 @@ def speed(fit) -> dict:
             "us_per_gradient": 1e6 * float(sum(fit.timing["sampling_s"])) / float(fit.stats["n_steps"].sum())}  # fmt: skip
 
 
+def sampling_scores(idata, fit, names) -> dict:
+    """Max R-hat and min bulk ESS over ``names``, min bulk ESS of ``eta``, speed, sampler problems and ESS of eta per second."""
+    from surrogate.inference.diagnostics import convergence
+
+    conv = convergence(idata, names)
+    ess_eta = convergence(idata, ["eta"])["min_ess_bulk"]
+    result = {"chains": idata.posterior.sizes["chain"], "draws": idata.posterior.sizes["draw"], "max_rhat": conv["max_rhat"],
+              "min_ess_bulk": conv["min_ess_bulk"], "min_ess_bulk_eta": ess_eta, **speed(fit), **fit.sampler_problems()}  # fmt: skip
+    result["ess_per_s"] = ess_eta / result["wall_s"]
+    result["ess_per_sampling_s"] = ess_eta / result["sampling_s"]
+    return result
+
+
 def truth_scores(eta: np.ndarray, truth: np.ndarray) -> dict:
     """RMSE of the posterior mean and the coverage of the central 90% intervals, for draws ``eta [S, D]`` of a known ``truth [D]``."""
     truth = np.asarray(truth, dtype=float)

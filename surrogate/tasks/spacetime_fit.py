@@ -29,7 +29,7 @@ import numpy as np
 from surrogate.errors import SurrogateError, check_choice
 from surrogate.fileio import pyplot, save_figure, write_text
 from surrogate.inference import SamplerSettings
-from surrogate.inference.diagnostics import convergence, import_arviz
+from surrogate.inference.diagnostics import import_arviz
 from surrogate.inference.fitdir import FitResult, write_fit_dir
 from surrogate.spatial.spacetime import SpaceTimeData, period_label
 from surrogate.tasks.areas_fit import (
@@ -48,7 +48,7 @@ from surrogate.tasks.fitting import (
     decoder_record,
     observation_stan_data,
     sample,
-    speed,
+    sampling_scores,
     squeeze_draws,
     truth_scores,
     warning_lines,
@@ -145,16 +145,10 @@ def score(idata, data: SpaceTimeData, fit, prior, model: str, priors: dict, inte
     """Convergence, speed, covariate effects, hyperparameters, LOO over the observed area-periods."""
     post = idata.posterior
     names = [n for n in ("intercept", "beta", *HYPER, "ell", "alpha", "sigma", "eta") if n in post]
-    conv = convergence(idata, names)
-    ess_eta = convergence(idata, ["eta"])["min_ess_bulk"]
     result = {"model": model, "program": f"{program_of(model)}.stan", "prior": prior.to_dict() | {"domain": None}, "priors": priors,
               "interaction": interaction, "temporal": temporal, "likelihood": data.likelihood, "areas": data.D, "periods": data.T,
               "period_values": [float(p) for p in data.periods], "forecast": data.forecast, "observed": data.n_obs,
-              "domain_hash": data.domain.content_hash(), "chains": post.sizes["chain"], "draws": post.sizes["draw"],
-              "max_rhat": conv["max_rhat"], "min_ess_bulk": conv["min_ess_bulk"], "min_ess_bulk_eta": ess_eta, **speed(fit),
-              **fit.sampler_problems()}  # fmt: skip
-    result["ess_per_s"] = ess_eta / result["wall_s"]
-    result["ess_per_sampling_s"] = ess_eta / result["sampling_s"]
+              "domain_hash": data.domain.content_hash(), **sampling_scores(idata, fit, names)}  # fmt: skip
     if truth is not None:
         truth = np.asarray(truth, dtype=float)
         if truth.shape != (data.D, data.T):
