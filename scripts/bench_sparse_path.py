@@ -30,7 +30,8 @@ SETTINGS = {"2d-50x50-short": (GPPrior(2, 50, "matern52", (0.05, 0.3)), (0.05, 0
 def measure(prior: GPPrior, lengthscales) -> dict:
     t0 = time.perf_counter()
     K = auto_latent(prior.covariance, *prior.lengthscale)["latent"]
-    lam, V, covs = shared_basis(prior.covariance, *prior.lengthscale)
+    lam, V, values = shared_basis(prior.covariance, *prior.lengthscale)
+    covs = [prior.covariance(float(v)) for v in values]
     B = V[:, :K]
     S = [B.T @ C @ B for C in covs]
     L = np.stack([np.linalg.cholesky(0.5 * (s + s.T) + 1e-9 * lam[0] * np.eye(K)) for s in S])

@@ -18,6 +18,7 @@ _EXPORTS = {
     "Domain": "surrogate.spatial.domain",
     "Prior": "surrogate.priors",
     "GP": "surrogate.priors",
+    "HSGP": "surrogate.priors",
     "ICAR": "surrogate.priors",
     "BYM2": "surrogate.priors",
     "CAR": "surrogate.priors",

@@ -194,13 +194,13 @@ def model_of(prior) -> tuple[str, dict]:
     spec = as_prior(prior)
     if spec.program is None:
         raise SurrogateError(f"prior {spec.name} has no exact Stan program in this toolkit: train its surrogate (sg.train) and fit with that")
-    return spec.name, {"kernel": spec.kernel, "condition": spec.value, "islands": spec.islands}
+    return spec.name, {"kernel": spec.kernel, "condition": spec.value, "islands": spec.islands, **({"options": spec.options()} if spec.options() else {})}
 
 
 def fit(formula: str, data, domain, prior="bym2", family: str = "poisson", trials: str | None = None, id: str | None = None,
         threshold: float = 1.0, engine="auto", out=None, intercept_prior=(0.0, 2.0), beta_sd: float = 1.0, field_sd: float = 1.0,
         iid: bool = False, truth=None, time: str | None = None, interaction: str = "none", temporal: str = "rw1", forecast: int = 0,
-        **sampler) -> Fit:  # fmt: skip
+        keep_field: bool | None = None, **sampler) -> Fit:  # fmt: skip
     """Fit ``formula`` to ``data`` on ``domain`` with ``prior`` (see the module docstring).
 
     ``time``: the period column of a long table (one row per area and period): a space-time model
@@ -211,7 +211,8 @@ def fit(formula: str, data, domain, prior="bym2", family: str = "poisson", trial
 
     ``sampler``: chains (4), warmup (1000), draws (1000), seed (1), adapt_delta (0.8), max_treedepth (10),
     init, dense_metric. ``out``: also write the fit folder there. ``truth``: a known ``eta`` per area (simulated data),
-    scored by RMSE and 90% coverage as ``gp-fit`` scores its truth.
+    scored by RMSE and 90% coverage as ``gp-fit`` scores its truth. ``keep_field``: keep the draws of the field and the
+    latent vectors beside eta, rr and log_lik (None: up to 1,000 areas).
     """
     from surrogate.api.formula import formula_table
     from surrogate.inference import SamplerSettings, get_engine
@@ -232,6 +233,8 @@ def fit(formula: str, data, domain, prior="bym2", family: str = "poisson", trial
     model, options = model_of(prior)
     table = table_of(data)
     id_column = id or domain.id_column or "id"
+    if time is not None and keep_field is not None:
+        raise SurrogateError(f"keep_field applies to areal fits; a space-time fit (time={time!r}) keeps all of its draws, found keep_field={keep_field!r}")
     if time is None and (interaction != "none" or temporal != "rw1" or forecast):
         raise SurrogateError("interaction, temporal and forecast belong to a space-time model: give time=COLUMN (the period column)")
     parsed = formula_table(formula, table, id_column, family, trials, keep=() if time is None else (time,))
@@ -244,13 +247,14 @@ def fit(formula: str, data, domain, prior="bym2", family: str = "poisson", trial
         st = spacetime_data(parsed.table, domain, id_column, time, forecast=forecast, source="data", **parsed.columns)
         expected_of(parsed, st.cells)
         options.pop("kernel", None)
+        options.pop("options", None)
         result = fit_spacetime(model, st, interaction, temporal, settings, get_engine(engine) if isinstance(engine, str) else engine, out,
                                priors=priors, truth=truth, **options)  # fmt: skip
         return SpaceTimeFit(result, st, threshold)
     area = area_data(parsed.table, domain, id_column, source="data", **parsed.columns)
     expected_of(parsed, area)
     result = fit_areas(model, area, settings, get_engine(engine) if isinstance(engine, str) else engine, out, priors=priors,
-                        truth=truth, **options)  # fmt: skip
+                        truth=truth, keep_field=keep_field, **options)  # fmt: skip
     return Fit(result, area, threshold)
 
 

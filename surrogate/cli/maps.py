@@ -47,6 +47,8 @@ def names_list(ctx, param, value):
 @click.option("--temporal", default="rw1", type=click.Choice(["rw1", "ar1"]), help="Space-time: the temporal main effect.")
 @click.option("--forecast", type=int, default=0, help="Space-time: periods to predict past the last one.")
 @click.option("--trend-areas", callback=names_list, help="Space-time: comma-separated area ids for trends.png  [default: the surest trends]")
+@click.option("--keep-field/--no-keep-field", default=None,
+              help="Keep the draws of the field and the latent vectors beside eta, rr and log_lik  [default: up to 1,000 areas]")
 @click.option("--intercept-prior", callback=float_list, default="0,2", help="Normal mean,sd of the intercept.")
 @click.option("--beta-sd", type=float, default=1.0, help="Normal sd of each standardised coefficient.")
 @click.option("--field-sd", type=float, default=1.0, help="Half-normal scale of the field's sd.")
@@ -54,7 +56,7 @@ def names_list(ctx, param, value):
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
 @user_errors
 def fit(data, map_, points, id_column, counts, trials, value, exposure, population, offset, covariates, model, decoder, kernel, lengthscale,
-        alpha, rho, contiguity, snap, islands, iid, time_column, interaction, temporal, forecast, trend_areas, intercept_prior, beta_sd,
+        alpha, rho, contiguity, snap, islands, iid, time_column, interaction, temporal, forecast, trend_areas, keep_field, intercept_prior, beta_sd,
         field_sd, chains, warmup, draws, seed, adapt_delta, max_treedepth,
         init_radius, dense_metric, engine, cmdstan_path, verbose, out):  # fmt: skip
     """Fit a map: a surrogate prior, or the exact BYM2, ICAR, CAR or GP model, with covariates and an offset; with --time-column,
@@ -79,7 +81,7 @@ def fit(data, map_, points, id_column, counts, trials, value, exposure, populati
     result = fit_table(data, model, map_, points, None, id_column, contiguity, columns, decoder, snap=snap, settings=settings,
                        engine=get_engine(engine, cmdstan_path), out=out, kernel=kernel, condition=lengthscale or alpha or rho or None,
                        islands=islands, priors=priors, time=time_column, interaction=interaction, temporal=temporal, forecast=forecast,
-                       **({"trend_areas": trend_areas} if trend_areas else {}))  # fmt: skip
+                       **({"trend_areas": trend_areas} if trend_areas else {}), **({} if keep_field is None else {"keep_field": keep_field}))  # fmt: skip
     click.echo(result.text)
     files = "cells.csv, trends.csv, maps_periods.png, trends.png" if time_column else "areas.csv, maps.png"
     click.echo(f"outputs in {out}: posterior.nc, summary.csv, diagnostics.json, {files}, engine.log; "

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from surrogate.data.mnist import IMAGE_DATASETS
-from surrogate.decoder.io import meta_path_for, row_starts, rows_of, to_json_data, validate_decoder_data, weights_hash
+from surrogate.decoder.io import compact_json, meta_path_for, row_starts, rows_of, validate_decoder_data, weights_hash
 from surrogate.decoder.schema import DECODER_FORMAT, HIDDEN_CODES, MAX_HIDDEN, OUTPUT_CODES, name_of
 from surrogate.fileio import write_json, write_text
 from surrogate.nn.checkpoint import load_model, versions
@@ -142,7 +142,7 @@ def export_decoder(run_dir: str | Path, out: str | Path | None = None) -> tuple[
         "versions": versions(),
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
-    write_text(out, json.dumps(to_json_data(data)) + "\n")
+    write_text(out, compact_json(data) + "\n")
     meta_path = meta_path_for(out)
     write_json(meta_path, meta)
     return out, meta_path

@@ -33,7 +33,7 @@ from torch import nn
 from surrogate.errors import SurrogateError
 
 KNOTS = 32  # points of the condition's range at which L(c) is tabulated
-MAX_AUTO_LATENT = 1000  # the largest K --latent auto considers
+MAX_AUTO_LATENT = 2000  # the largest K --latent auto considers (a BYM2 on 2,000 areas needs them all; docs/bench_scale.json)
 JITTER = 1e-9  # relative to the largest eigenvalue, added before factorising S(c)
 #: the sparse factor may change B' Sigma(c) B by this much (relative Frobenius) at any knot: well below
 #: check-prior's sampling floor (0.07-0.28 on 50 x 50 with the lengthscale in 0.05-0.3, 1,000 draws)
@@ -59,20 +59,30 @@ def spectrum(C: np.ndarray) -> dict:
             "k99": int(np.searchsorted(share, 0.99) + 1), "k_local95": k_local, "share": share, "local_min": local.min(0)}  # fmt: skip
 
 
-def shared_basis(covariance: Callable[[float], np.ndarray], lo: float, hi: float, count: int = KNOTS) -> tuple[np.ndarray, np.ndarray, list]:
-    """(eigenvalues, eigenvectors of the range's mean covariance, sorted descending; the knots' covariances)."""
-    covs = [np.asarray(covariance(float(v)), dtype=np.float64) for v in np.unique(knots(lo, hi, count))]
-    lam, V = np.linalg.eigh(np.mean(covs, axis=0))
+def shared_basis(covariance: Callable[[float], np.ndarray], lo: float, hi: float, count: int = KNOTS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(eigenvalues, eigenvectors of the range's mean covariance, sorted descending; the knots' values).
+
+    The knots' covariances are built one at a time and summed (not kept): at 5,000 locations each is
+    200 MB, and 32 of them held at once were 6.4 GB. The one eigendecomposition is the only O(N^3) step."""
+    values = np.unique(knots(lo, hi, count))
+    mean = None
+    for v in values:
+        C = np.asarray(covariance(float(v)), dtype=np.float64)
+        mean = C / len(values) if mean is None else mean.__iadd__(C / len(values))
+        del C
+    lam, V = np.linalg.eigh(mean)
     order = np.argsort(lam)[::-1]
-    return lam[order], V[:, order], covs
+    return lam[order], V[:, order], values
 
 
-def kept_by_basis(V: np.ndarray, covs: list) -> tuple[np.ndarray, np.ndarray]:
+def kept_by_basis(V: np.ndarray, covariance: Callable[[float], np.ndarray], values) -> tuple[np.ndarray, np.ndarray]:
     """Per K: the smallest share of total variance, and of any one location's variance, that
-    projecting on the top-K columns of ``V`` keeps, over the knots' covariances."""
+    projecting on the top-K columns of ``V`` keeps, over the covariances at ``values`` (one N x N
+    matrix at a time; per value O(N^2 K), no factorisation)."""
     share = np.full(V.shape[1], np.inf)
     local = np.full(V.shape[1], np.inf)
-    for C in covs:
+    for v in values:
+        C = np.asarray(covariance(float(v)), dtype=np.float64)
         CV = C @ V
         diag = np.einsum("ij,ij->j", V, CV)  # v_k' C v_k
         share = np.minimum(share, np.cumsum(diag) / np.trace(C))
@@ -82,19 +92,29 @@ def kept_by_basis(V: np.ndarray, covs: list) -> tuple[np.ndarray, np.ndarray]:
         T = V @ np.triu(S, 1)
         within = np.cumsum(V * (2 * T + V * diag), axis=1).T
         local = np.minimum(local, (within / np.diag(C)[None, :]).min(1))
+        del C, CV, S, T, within
     return share, local
 
 
-def auto_latent(covariance: Callable[[float], np.ndarray], lo: float, hi: float) -> dict:
+#: knots of the range at which ``--latent auto`` measures what K keeps: the least share is at the range's rough
+#: end, so 9 evenly spaced values (ends included) find it as the path's 32 do (measured in docs/bench_scale.json)
+AUTO_KNOTS = 9
+
+
+def auto_latent(covariance: Callable[[float], np.ndarray], lo: float, hi: float, count: int = AUTO_KNOTS) -> dict:
     """The latent size of a conditioned linear path that keeps 99% of the variance at every knot
-    of [lo, hi] and 95% at every location (``latent``), with the figures it rests on."""
-    _, V, covs = shared_basis(covariance, lo, hi)
-    top = V[:, : min(V.shape[1], MAX_AUTO_LATENT)]  # beyond it: the cap, its shares below the targets
-    share, local = kept_by_basis(top, covs)
+    of [lo, hi] and 95% at every location (``latent``), with the figures it rests on. At most
+    :data:`MAX_AUTO_LATENT` (``capped`` says when the targets need more)."""
+    _, V, values = shared_basis(covariance, lo, hi, count)
+    top = np.ascontiguousarray(V[:, : min(V.shape[1], MAX_AUTO_LATENT)])  # beyond it: the cap, its shares below the targets
+    del V
+    share, local = kept_by_basis(top, covariance, values)
     k99 = int(np.argmax(share >= 0.99) + 1) if (share >= 0.99).any() else top.shape[1]
     k_local = int(np.argmax(local >= 0.95) + 1) if (local >= 0.95).any() else top.shape[1]
     latent = max(k99, k_local)
-    return {"latent": latent, "k99": k99, "k_local95": k_local, "kept_share_min": float(share[latent - 1]), "kept_local_min": float(local[latent - 1])}
+    capped = bool(share[-1] < 0.99 or local[-1] < 0.95) and top.shape[1] == MAX_AUTO_LATENT
+    return {"latent": latent, "k99": k99, "k_local95": k_local, "kept_share_min": float(share[latent - 1]), "kept_local_min": float(local[latent - 1]),
+            "capped": capped}  # fmt: skip
 
 
 def sparsify(factors: np.ndarray, projected: list[np.ndarray], tol: float = SPARSE_TOL) -> tuple[np.ndarray, float, float]:
@@ -123,18 +143,21 @@ def conditioned_path(covariance: Callable[[float], np.ndarray], lo: float, hi: f
     share of the variance the projection keeps over the knots; ``sparse``: the pattern's figures."""
     if not lo < hi:
         raise SurrogateError(f"a conditioned linear path needs a range of the hyperparameter, found [{lo}, {hi}]")
-    lam, V, covs = shared_basis(covariance, lo, hi, count)
-    B = V[:, :latent]
-    factors, projected = [], []
-    for C in covs:
-        S = B.T @ C @ B
+    lam, V, values = shared_basis(covariance, lo, hi, count)
+    B = np.ascontiguousarray(V[:, :latent])
+    del V
+    factors, projected, share = [], [], 1.0
+    for v in values:  # one N x N covariance at a time: O(N^2 K + K^3) per knot
+        C = np.asarray(covariance(float(v)), dtype=np.float64)
+        S = B.T @ (C @ B)
+        share = min(share, float(np.trace(S) / np.trace(C)))
+        del C
         S = 0.5 * (S + S.T) + JITTER * max(lam[0], 1e-12) * np.eye(latent)
         projected.append(S)
         factors.append(np.linalg.cholesky(S))
     factors = np.stack(factors)
     mask, threshold, error = sparsify(factors, projected)
     rows, cols = np.nonzero(mask)  # row-major: compressed rows
-    share = min(float(np.trace(B.T @ C @ B) / np.trace(C)) for C in covs)
     sparse = {"nnz": int(len(rows)), "lower_triangle": latent * (latent + 1) // 2, "threshold": threshold, "max_rel_error": error}
     return {"knots": knots(lo, hi, count), "rows": rows, "cols": cols, "values": factors[:, rows, cols], "basis": B,
             "kept_share_min": share, "sparse": sparse}  # fmt: skip

@@ -205,7 +205,8 @@ def initial_model(config: TrainConfig, prior, state: dict | None, device, log) -
     if model.cond_linear is not None and not config.resolved_residual:  # the path alone: the MLP's output stays at zero
         model.decoder.requires_grad_(False)
         if state is None:
-            log("decoder: the linear path alone (its MLP residual stays at zero; --residual trains it); training the encoder")
+            log("decoder: the linear path alone, set from the prior's covariance (nothing to train: the encoder is not exported; "
+                "--residual trains an MLP beside the path)")  # fmt: skip
     if state is None:
         return model, optimizer, 0, []
     model.load_state_dict(state["model"])
@@ -243,26 +244,30 @@ def train(
         config.spatial_prior()
     state = prepare_run_dir(out, config, resume, force)
     device = select_device(config.device)
-    prior, xt, ct, xv, cv = training_data(config, data_dir, device)
+    epochs = 0 if config.path_alone else config.epochs  # the path alone: the decoder is set, not trained
+    if epochs:
+        prior, xt, ct, xv, cv = training_data(config, data_dir, device)
+    else:  # nothing to train: no draws or images, only the prior a linear start is set from
+        prior, xt, ct, xv, cv = config.simulator() if config.is_simulated else None, None, None, None, None
     model, optimizer, start, metrics = initial_model(config, prior, state, device, log)
     if state is not None:
         log(f"resuming {out} after epoch {start}")
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "config.json", config.to_dict())
     if config.is_spatial:
-        describe_prior(prior, config, out, log)
-    if start >= config.epochs:
-        log(f"{out} already has {start} epochs (--epochs {config.epochs}): nothing to train")
-    if state is None and config.epochs == 0:  # --epochs 0: the decoder as initialised (e.g. its linear path alone)
+        describe_prior(config.simulator(), config, out, log)
+    if start >= epochs and state is not None:
+        log(f"{out} already has {start} epochs (--epochs {epochs}): nothing to train")
+    if state is None and epochs == 0:  # --epochs 0 or the path alone: the decoder as initialised
         save_checkpoint(out / "checkpoint.pt", model, optimizer, config, 0, metrics)
-        log(f"{out}: saved the untrained decoder (epochs 0)")
+        log(f"{out}: saved the decoder as set (epochs 0)")
 
-    n, bs = (config.epoch_size if config.is_simulated else len(xt)), config.batch_size
+    n, bs = (config.epoch_size if config.is_simulated else len(xt) if xt is not None else 0), config.batch_size
     steps = (n + bs - 1) // bs
-    if start < config.epochs:
-        log(f"training {config.model} on {n} {config.dataset} examples ({device}), epochs {start + 1}..{config.epochs}")
+    if start < epochs:
+        log(f"training {config.model} on {n} {config.dataset} examples ({device}), epochs {start + 1}..{epochs}")
     with flush_denormals():
-        for epoch in range(start, config.epochs):
+        for epoch in range(start, epochs):
             # --- one epoch over a fresh permutation ---
             t0 = time.perf_counter()
             gen = epoch_generator(config.seed, epoch, device)
@@ -270,7 +275,7 @@ def train(
                 xt, ct = gp_draws(prior, config, n, gen, device)
             perm = torch.randperm(n, device=device, generator=gen)
             sums = torch.zeros(3, device=device)  # loss, recon, kl summed over examples
-            bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{config.epochs}", leave=False, disable=None if progress is None else not progress)
+            bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{epochs}", leave=False, disable=None if progress is None else not progress)
             for b in bar:
                 idx = perm[b * bs : (b + 1) * bs]
                 weight = kl_weight(epoch * steps + b, steps, config.beta, config.kl_warmup)
@@ -298,9 +303,9 @@ def train(
             save_checkpoint(out / "checkpoint.pt", model, optimizer, config, epoch + 1, metrics)
             write_metrics(out / "metrics.csv", metrics)
             log(
-                f"epoch {epoch + 1:3d}/{config.epochs}  train {train_loss:9.3f} (recon {train_recon:8.3f}, "
+                f"epoch {epoch + 1:3d}/{epochs}  train {train_loss:9.3f} (recon {train_recon:8.3f}, "
                 f"kl {train_kl:7.3f})  valid {valid['loss']:9.3f}  {row['seconds']:.1f}s"
             )
     if metrics:
         plot_learning_curves(out / "learning_curves.png", metrics)
-    return TrainResult(out, config.epochs - start, metrics, model.eval())
+    return TrainResult(out, max(epochs - start, 0), metrics, model.eval())

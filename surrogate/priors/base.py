@@ -67,6 +67,7 @@ class Prior:
     needs_graph: ClassVar[bool] = False
     has_kernel: ClassVar[bool] = False  # a covariance kernel (gp, agg-gp)
     scaled: ClassVar[bool] = False  # built on the scaled ICAR (its scaling factors are recorded)
+    dense: ClassVar[bool] = True  # binding it forms N x N matrices (its covariance, factor or spectrum)
     kernel: str | None = None
     islands: str = "refuse"
     agg_grid: int | None = None
@@ -92,7 +93,11 @@ class Prior:
         """This prior on ``domain``: a :class:`~surrogate.spatial.priors.SpatialPrior`."""
         from surrogate.spatial.priors import SpatialPrior
 
-        return SpatialPrior(self.name, domain, self.kernel or "matern32", self.value, self.islands, self.agg_grid or 30)
+        return SpatialPrior(self.name, domain, self.kernel or "matern32", self.value, self.islands, self.agg_grid or 30, self.options())
+
+    def options(self) -> tuple:
+        """This prior's own settings as (name, value) pairs, carried by the bound prior (none by default)."""
+        return ()
 
     # --- the kind-specific parts, given a bound prior ---
     @classmethod

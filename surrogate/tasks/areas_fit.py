@@ -55,7 +55,8 @@ def observation_data(data: AreaData, priors: dict) -> dict:
             "iid": int(priors["iid"])}  # fmt: skip
 
 
-def resolve_prior(model: str, data: AreaData, decoder_json=None, kernel: str | None = None, condition=None, islands: str | None = None) -> tuple:
+def resolve_prior(model: str, data: AreaData, decoder_json=None, kernel: str | None = None, condition=None, islands: str | None = None,
+                  options: tuple = ()) -> tuple:  # fmt: skip
     """(SpatialPrior, decoder data or None, decoder meta or None) for ``model`` on ``data.domain``."""
     check_choice("model", model, MODELS)
     decoder = meta = None
@@ -83,7 +84,7 @@ def resolve_prior(model: str, data: AreaData, decoder_json=None, kernel: str | N
                                  "its prior cannot be narrowed (train a cvae to condition on it)")  # fmt: skip
     value = condition if condition is not None else (trained or None)
     prior = SpatialPrior(kind, data.domain, kernel or spatial.get("kernel") or "matern32", value, islands or spatial.get("islands") or "refuse",
-                         spatial.get("agg_grid") or 30)  # fmt: skip
+                         spatial.get("agg_grid") or 30, tuple(options))  # fmt: skip
     if model == "surrogate" and decoder["D"] != data.domain.size:
         raise SurrogateError(f"decoder {decoder_json} decodes {decoder['D']} values; the domain has {data.domain.size}")
     if model == "surrogate" and decoder["C"] > 1:
@@ -109,6 +110,11 @@ def program_of(model: str, prior: SpatialPrior) -> str:
     return SURROGATE_PROGRAM if model == "surrogate" else prior.program
 
 
+#: areas up to which a fit keeps the field's and the latent vectors' draws by default (``keep_field``)
+KEEP_FIELD_MAX = 1000
+#: the draws ``keep_field=False`` leaves out: the field and the latent vectors (eta, rr and log_lik are kept)
+FIELD_DRAWS = ("f", "z", "phi", "theta", "eta_f", "beta_f", "u_raw")
+
 DEFAULT_PRIORS = {"intercept": (0.0, 2.0), "beta_sd": 1.0, "field_sd": 1.0, "noise_sd": 1.0, "iid": False}
 
 
@@ -117,16 +123,26 @@ DEFAULT_PRIORS = {"intercept": (0.0, 2.0), "beta_sd": 1.0, "field_sd": 1.0, "noi
 
 
 def fit_areas(model: str, data: AreaData, settings: SamplerSettings | None = None, engine: str = "auto", out=None, decoder_json=None,
-              kernel: str | None = None, condition=None, islands: str | None = None, priors: dict | None = None, truth=None) -> FitResult:  # fmt: skip
+              kernel: str | None = None, condition=None, islands: str | None = None, priors: dict | None = None, truth=None,
+              keep_field: bool | None = None, options: tuple = ()) -> FitResult:  # fmt: skip
     """Fit ``model`` to ``data``; ``condition`` is the hyperparameter's range (lengthscale, alpha or rho); ``truth``: a known
-    linear predictor ``eta`` at every area (simulated data), scored by RMSE and 90% coverage."""
+    linear predictor ``eta`` at every area (simulated data), scored by RMSE and 90% coverage.
+
+    ``keep_field``: keep the draws of the field ``f`` and of the model's latent vectors (``z``, ``phi``, ``theta``,
+    ``eta_f``, ``beta_f``, ``u_raw``) beside ``eta``, ``rr`` and ``log_lik``; None keeps them up to
+    :data:`KEEP_FIELD_MAX` areas (4,000 draws of one 5,000-vector are 160 MB)."""
     settings = settings or SamplerSettings()
     priors = {**DEFAULT_PRIORS, **(priors or {})}
-    prior, decoder, meta = resolve_prior(model, data, decoder_json, kernel, condition, islands)
+    prior, decoder, meta = resolve_prior(model, data, decoder_json, kernel, condition, islands, options)
     sdata = stan_data(model, data, prior, decoder, priors)
     program = program_of(model, prior)
 
+    keep = data.domain.size <= KEEP_FIELD_MAX if keep_field is None else bool(keep_field)
+
     def tidy(draws: dict) -> None:
+        if not keep:
+            for name in FIELD_DRAWS:
+                draws.pop(name, None)
         if "cond" in draws:  # the surrogate's condition, named as the exact model names it
             cond = draws.pop("cond")
             if cond.shape[-1] == 1 and prior.posterior_name:
@@ -141,7 +157,7 @@ def fit_areas(model: str, data: AreaData, settings: SamplerSettings | None = Non
     ids = list(data.domain.ids)
     coords = {"area": ids, "obs": [ids[i] for i in data.obs_idx], "covariate": list(data.covariates), "latent": np.arange(sdata.get("K", 0))}
     dims = {name: ["area"] for name in ("f", "eta", "rr", "phi", "theta", "u_raw", "eta_f")}
-    dims |= {"beta": ["covariate"], "beta_original": ["covariate"], "z": ["latent"]}
+    dims |= {"beta": ["covariate"], "beta_original": ["covariate"], "z": ["latent"], "beta_f": ["basis"]}
     observed = {"y": data.y} if data.y is not None else {"counts": data.counts}
     attrs = {"program": f"{program}.stan", "model": model, "prior": prior.kind, "likelihood": data.likelihood,
              "domain_hash": data.domain.content_hash()}  # fmt: skip
@@ -174,6 +190,9 @@ def score(idata, data: AreaData, fit, prior: SpatialPrior, model: str, priors: d
     result = {"model": model, "program": f"{program_of(model, prior)}.stan", "prior": prior.to_dict() | {"domain": None}, "priors": priors,
               "likelihood": data.likelihood, "areas": data.domain.size, "observed": data.n_obs, "domain_hash": data.domain.content_hash(),
               **sampling_scores(idata, fit, names)}  # fmt: skip
+    if prior.kind == "hsgp":  # the basis its defaults chose
+        m, c = prior.spec.basis(prior)
+        result["hsgp_basis"] = {"m": m, "c": c, "functions": m * m}
     if truth is not None:  # a simulated truth: the same scoring as gp-fit's
         result |= truth_scores(post["eta"].values.reshape(-1, data.domain.size), truth)
     result["covariate_effects"] = covariate_effects(post, data.covariates, data.x_sd)
@@ -367,6 +386,8 @@ def fit_table(data_path, model: str, map_path=None, points=None, grid: int | Non
         from surrogate.spatial.spacetime import spacetime_data
         from surrogate.tasks.spacetime_fit import fit_spacetime
 
+        if options.pop("keep_field", None) is not None:
+            raise SurrogateError("--keep-field applies to areal fits; a space-time fit keeps all of its draws")
         st = spacetime_data(read_table(data_path), domain, id_column, time, forecast=forecast, source=str(data_path), **(columns or {}))
         options.pop("kernel", None)
         return fit_spacetime(model, st, interaction, temporal, decoder_json=decoder_json, **options)

@@ -33,7 +33,6 @@ DATA_FORMAT = "surrogate-gp-data/1"
 MODELS = ("surrogate", "exact", "hsgp")
 #: HSGP basis size and boundary factor rules (Riutort-Mayol et al. 2023, Table 1):
 #: m >= m_factor * c / (ell / S), c >= max(1.2, c_factor * ell / S), S the half-range.
-HSGP_RULES = {"rbf": (1.75, 3.2), "matern52": (2.65, 4.1), "matern32": (3.42, 4.5), "matern12": (3.42, 4.5)}
 
 
 # ----------------------------------------------------------------------------
@@ -140,10 +139,9 @@ def observation_data(data: dict, intercept_prior=(0.0, 2.0), sigma_prior_scale: 
 
 def hsgp_size(kernel: str, ell_lower: float, ell_upper: float) -> tuple[int, float]:
     """Default (M per dimension, boundary factor c) for lengthscales down to ``ell_lower`` on [0, 1]."""
-    m_factor, c_factor = HSGP_RULES[kernel]
-    S = 0.5
-    c = max(1.2, c_factor * ell_upper / S)
-    return math.ceil(m_factor * c / (ell_lower / S)), round(c, 3)
+    from surrogate.priors.hsgp import basis_size
+
+    return basis_size(kernel, ell_lower, ell_upper, 0.5)
 
 
 def stan_data(model: str, data: dict, decoder_json=None, kernel: str | None = None, lengthscale=None, variance: float | None = None,

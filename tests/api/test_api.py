@@ -42,7 +42,7 @@ def test_the_top_level_names_and_the_registry():
     assert {"Domain", "GP", "ICAR", "BYM2", "CAR", "AggGP", "train", "load", "fit", "Surrogate", "Fit", "PriorCheck"} <= set(dir(sg))
     assert sg.prior_class("bym2") is sg.BYM2 and sg.BYM2.program == "areas_bym2" and sg.BYM2.hyper.posterior == "rho"
     assert sg.GP.hyper.posterior == "ell" and sg.ICAR.hyper is None and sg.AggGP.program is None
-    with pytest.raises(SurrogateError, match=r"unknown prior 'sar'; valid names: agg-gp, bym2, car, gp, icar"):
+    with pytest.raises(SurrogateError, match=r"unknown prior 'sar'; valid names: agg-gp, bym2, car, gp, hsgp, icar"):
         sg.prior_class("sar")
     with pytest.raises(SurrogateError, match=r"rho must lie in \[0, 1\], found 0.5,1.5"):
         sg.BYM2(rho=(0.5, 1.5))
@@ -82,7 +82,7 @@ def test_bad_input_is_named_and_nothing_is_written(block, trained, tmp_path):
     domain = sg.Domain.from_map(block["path"], id="code", contiguity="rook")
     out = tmp_path / "fit"
     cases = [
-        (dict(prior="sar"), r"unknown prior 'sar'; valid names: agg-gp, bym2, car, gp, icar"),
+        (dict(prior="sar"), r"unknown prior 'sar'; valid names: agg-gp, bym2, car, gp, hsgp, icar"),
         (dict(formula="cases ~ x + UNEMP"), r"the data have no column 'UNEMP'; its columns: code, cases, expected, x"),
         (dict(formula="cases ~ x + offset(log(zero))"), r"offset\(log\(zero\)\): column 'zero' must be positive where 'cases' is observed; found 0 at area A03"),
         (dict(family="negbin"), r"unknown family 'negbin'; valid names: poisson, binomial, gaussian"),

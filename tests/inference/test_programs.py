@@ -35,7 +35,7 @@ STAN_FILES = sorted(str(p.relative_to(stan_dir())) for p in [*stan_dir().glob("*
 
 
 def test_every_stan_file_is_checked():
-    assert len(STAN_FILES) == 16 and {"include/decoder.stanfunctions", "include/areas.stanfunctions", "areas_bym2.stan"} <= set(STAN_FILES)
+    assert len(STAN_FILES) == 18 and {"include/decoder.stanfunctions", "include/areas.stanfunctions", "areas_bym2.stan"} <= set(STAN_FILES)
 
 
 @pytest.mark.parametrize("name", STAN_FILES)
@@ -48,7 +48,7 @@ def test_stan_files_are_auto_format_clean(name):
 
 
 @pytest.mark.parametrize("program", ["inpaint", "inpaint_dominant", "gp_surrogate", "gp_exact", "gp_hsgp", "areas_surrogate", "areas_bym2",
-                                     "areas_car", "areas_gp", "spacetime_bym2", "spacetime_surrogate"])
+                                     "areas_car", "areas_gp", "areas_hsgp", "spacetime_bym2", "spacetime_surrogate"])
 def test_every_data_declaration_is_commented(program):
     text = program_source(program)[1]  # the includes inlined
     block = re.search(r"^data \{\n(.*?)^\}", text, re.S | re.M).group(1)

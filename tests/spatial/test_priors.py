@@ -76,5 +76,5 @@ def test_agg_gp_averages_a_fine_grid(island_map):
 def test_bad_hyperparameters(island_map):
     with pytest.raises(SurrogateError, match=r"alpha must lie in \[0, 1\), found 0.5,1.0"):
         SpatialPrior("car", island_map, condition=(0.5, 1.0), islands="independent")
-    with pytest.raises(SurrogateError, match=r"unknown prior 'sar'; valid names: agg-gp, bym2, car, gp, icar"):
+    with pytest.raises(SurrogateError, match=r"unknown prior 'sar'; valid names: agg-gp, bym2, car, gp, hsgp, icar"):
         SpatialPrior("sar", island_map)

@@ -121,6 +121,20 @@ def test_exact_programs_fit_the_same_data(small_map, model, hyper):
     assert r.diagnostics["max_rhat"] < 1.1
 
 
+@pytest.mark.stan
+def test_hsgp_approximates_the_exact_gp(small_map):
+    """The HSGP (its default basis for lengthscales 0.5-1.5 on the block) gives the exact GP's posterior."""
+    data = data_of(small_map)
+    settings = SamplerSettings(chains=2, warmup=300, draws=300, seed=2)
+    exact, hsgp = (fit_areas(model, data, settings, ENGINE, condition=(0.5, 1.5)) for model in ("gp", "hsgp"))
+    e, h = exact.idata.posterior["eta"], hsgp.idata.posterior["eta"]
+    assert np.abs(e.mean(("chain", "draw")).values - h.mean(("chain", "draw")).values).max() < 0.1
+    ratio = h.std(("chain", "draw")).values / e.std(("chain", "draw")).values
+    assert 0.8 < ratio.min() and ratio.max() < 1.25
+    assert hsgp.diagnostics["hsgp_basis"] == {"m": 47, "c": 4.5, "functions": 2209}
+    assert hsgp.diagnostics["max_rhat"] < 1.1
+
+
 # ----------------------------------------------------------------------------
 # refusals, before any Stan work
 

@@ -88,7 +88,7 @@ def test_gp_training_resumes_exactly(tmp_path):
     from surrogate.nn.train import train
 
     def config(epochs):
-        return TrainConfig(dataset="gp1d", grid=16, model="cvae", lengthscale=(0.1, 0.5), hidden=(16,), latent=3,
+        return TrainConfig(dataset="gp1d", grid=16, model="cvae", lengthscale=(0.1, 0.5), hidden=(16,), latent=3, residual=True,
                            epochs=epochs, epoch_size=256, valid_size=64, batch_size=64, seed=5)  # fmt: skip
 
     quiet = dict(log=lambda _: None, progress=False)
