@@ -82,12 +82,16 @@ def peak_rss_mb() -> dict:
     return {"self": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "children": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
 
 
-def decoder_figures(path: Path) -> dict:
+def decoder_figures(path: Path, run_dir: Path) -> dict:
+    """The export's size beside what Python's float64 JSON of the same decoder (from the checkpoint) would be."""
     from surrogate.decoder.io import load_decoder, to_json_data
+    from surrogate.nn.checkpoint import load_model
+    from surrogate.nn.export import decoder_stan_data
 
     data, _ = load_decoder(path)
     numbers = int(sum(np.asarray(v).size for v in data.values() if isinstance(v, np.ndarray)))
-    dense = len(json.dumps(to_json_data(data)))
+    model, config, _ = load_model(run_dir)
+    dense = len(json.dumps(to_json_data(decoder_stan_data(model, config.activation, config.resolved_output_activation))))
     return {"K": int(data["K"]), "stored_numbers": numbers, "decoder_mb": path.stat().st_size / 1e6, "float64_json_mb": dense / 1e6,
             "path_nnz": int(data["lin_nnz"])}  # fmt: skip
 
@@ -135,7 +139,7 @@ def surrogate_pipeline(prior, domain, folder: Path, rec: dict, check_draws: int)
     check, rec["check_s"] = timed(s.check, draws=check_draws)
     rec["check"] = check_figures(check)
     path, rec["export_s"] = timed(s.export)
-    rec["decoder"] = decoder_figures(Path(path))
+    rec["decoder"] = decoder_figures(Path(path), folder / "run")
     return s
 
 
@@ -286,9 +290,41 @@ def plot() -> None:
     print(json.dumps(slopes, indent=1))
 
 
+def table() -> str:
+    """docs/benchmarks.md's tables: one row per (part, N, model)."""
+    results = json.loads(OUT.read_text())
+    head = ("| part | N | model | K | decoder MB (float64 JSON) | train s | check (err / linear / sampling floor) | us/grad | grads/ESS "
+            "| ESS/s | R-hat | div | RMSE | cover90 | \\|d eta\\| med / max | peak RSS GB | posterior MB |")
+    lines = [head, "|" + "|".join(["---"] * len(head.strip("| ").split(" | "))) + "|"]
+    for key, r in sorted(((k, v) for k, v in results.items() if isinstance(v, dict) and "part" in v and "smoke" not in k),
+                         key=lambda kv: (kv[1]["part"], kv[1]["N"], kv[0])):  # fmt: skip
+        for model in ("surrogate", "exact", "hsgp"):
+            if model not in r:
+                continue
+            f = r[model]
+            dec, chk = r.get("decoder", {}), r.get("check", {})
+            agree = r.get("agreement") if model == "surrogate" else None
+            agree = agree or r.get(f"agreement_{model}_exact") or r.get("agreement_surrogate_hsgp" if model == "hsgp" else "")
+            gpe = f.get("gradients_per_ess") or (1e6 * f["sampling_s"] * f["chains"] / 2 / f["us_per_gradient"] / f["min_ess_bulk_eta"])
+            name = model + (f" (m={f['hsgp_basis']['m']})" if model == "hsgp" and f.get("hsgp_basis") else "")
+            lines.append("| " + " | ".join([
+                r["part"], f"{r['N']:,}", name,
+                str(dec.get("K", "")) if model == "surrogate" else "",
+                f"{dec['decoder_mb']:.1f} ({dec['float64_json_mb']:.1f})" if model == "surrogate" and dec else "",
+                f"{r['train_s']:.0f}" if model == "surrogate" and "train_s" in r else "",
+                (f"{chk['worst_cov_error']:.3f} / {chk['worst_linear_floor']:.3f} / {chk['worst_sampling_floor']:.3f}"
+                 + ("" if chk["passed"] else " FAIL")) if model == "surrogate" and chk else "",
+                f"{f['us_per_gradient']:.0f}", f"{gpe:.0f}", f"{f['ess_per_s']:.2f}", f"{f['max_rhat']:.3f}", str(f["divergences"]),
+                f"{f['rmse']:.3f}" if "rmse" in f else "", f"{f['coverage90']:.3f}" if "coverage90" in f else "",
+                f"{agree['median_abs_delta_eta']:.3f} / {agree['max_abs_delta_eta']:.3f}" if agree else "",
+                f"{max(r['peak_rss_mb'].values()) / 1024:.1f}", f"{f['posterior_nc_mb']:.0f}" if f.get("posterior_nc_mb") else "",
+            ]) + " |")  # fmt: skip
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--part", choices=[*PARTS, "plot"], required=True)
+    parser.add_argument("--part", choices=[*PARTS, "plot", "table"], required=True)
     parser.add_argument("--sizes", default="")
     parser.add_argument("--one", type=int, default=None, help="(internal) run one size in this process")
     parser.add_argument("--models", default="surrogate,hsgp", help="gp: surrogate, hsgp, exact")
@@ -306,6 +342,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.part == "plot":
         return plot()
+    if args.part == "table":
+        return print(table())
     if args.exact and "exact" not in args.models:
         args.models += ",exact"
     if args.one is not None:

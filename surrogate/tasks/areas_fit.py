@@ -190,6 +190,11 @@ def score(idata, data: AreaData, fit, prior: SpatialPrior, model: str, priors: d
     result = {"model": model, "program": f"{program_of(model, prior)}.stan", "prior": prior.to_dict() | {"domain": None}, "priors": priors,
               "likelihood": data.likelihood, "areas": data.domain.size, "observed": data.n_obs, "domain_hash": data.domain.content_hash(),
               **sampling_scores(idata, fit, names)}  # fmt: skip
+    if model == "surrogate":  # is the exact sparse model predicted faster? (surrogate.tasks.cost)
+        from surrogate.tasks.cost import exact_alternative
+
+        result["exact_alternative"] = exact_alternative(prior.kind, data.domain.size, len(data.domain.edges), result["us_per_gradient"],
+                                                        result["gradients_per_ess"])  # fmt: skip
     if prior.kind == "hsgp":  # the basis its defaults chose
         m, c = prior.spec.basis(prior)
         result["hsgp_basis"] = {"m": m, "c": c, "functions": m * m}
@@ -242,6 +247,10 @@ def format_fit(r: dict) -> str:
     if "rmse" in r:
         lines.append(f"vs the truth        RMSE {r['rmse']:.3f} of eta; 90% intervals cover {100 * r['coverage90']:.0f}% of areas")
     lines += warning_lines(r)
+    from surrogate.tasks.cost import note
+
+    if note(r.get("exact_alternative")):
+        lines.append(note(r["exact_alternative"]))
     if r["pareto_k_over_0.7"]:
         lines.append(f"note: {r['pareto_k_over_0.7']} area(s) with Pareto k > 0.7: elpd_loo is unreliable there")
     return "\n".join(lines)

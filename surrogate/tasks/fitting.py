@@ -68,6 +68,8 @@ def sampling_scores(idata, fit, names) -> dict:
               "min_ess_bulk": conv["min_ess_bulk"], "min_ess_bulk_eta": ess_eta, **speed(fit), **fit.sampler_problems()}  # fmt: skip
     result["ess_per_s"] = ess_eta / result["wall_s"]
     result["ess_per_sampling_s"] = ess_eta / result["sampling_s"]
+    result["gradients"] = int(fit.stats["n_steps"].sum())  # in the sampling phase, all chains
+    result["gradients_per_ess"] = result["gradients"] / ess_eta if ess_eta else float("nan")
     return result
 
 

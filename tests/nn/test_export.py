@@ -44,6 +44,25 @@ def test_json_round_trip(tmp_path):
         np.testing.assert_array_equal(back[key], data[key])
 
 
+def test_exported_numbers_are_compact_and_the_decoder_unchanged(tmp_path):
+    """decoder.json holds 9 significant digits: float32 weights round-trip exactly, float64 values move by < 1e-8."""
+    import re
+
+    from surrogate.decoder.io import compact_json
+
+    data = decoder_stan_data(random_model("cvae", hidden=(6, 5)), "elu", "identity")
+    data["W_out"] = data["W_out"] + np.random.default_rng(0).normal(0, 1e-3, data["W_out"].shape)  # float64 values
+    path = tmp_path / "d.json"
+    text = compact_json(data)
+    path.write_text(text)
+    digits = [len(m.group(1).replace(".", "").lstrip("0")) for m in re.finditer(r"-?([0-9.]+)(?:e[-+][0-9]+)?", text)]
+    assert max(digits) == 9
+    assert len(text) < 0.75 * len(json.dumps(to_json_data(data)))
+    back, _ = load_decoder(path)
+    np.testing.assert_array_equal(back["W1"].astype(np.float32), data["W1"].astype(np.float32))  # float32 weights: exact
+    np.testing.assert_allclose(back["W_out"], data["W_out"], rtol=1e-8)
+
+
 def good():
     return to_json_data(decoder_stan_data(random_model("cvae", hidden=(6, 5)), "elu", "sigmoid"))
 

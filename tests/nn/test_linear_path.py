@@ -173,8 +173,8 @@ def test_stan_decoder_with_the_path_matches_pytorch():
 
 
 def test_default_training_keeps_the_path_alone(tmp_path):
-    """A PriorCVAE of a Gaussian prior trains its encoder only: the decoder stays the path (measured best);
-    --residual trains the MLP too, and a random GP variance (a scale mixture) turns it on."""
+    """A PriorCVAE of a Gaussian prior is its path alone (measured best): nothing is trained, not even the encoder (the
+    export never uses it); --residual trains the MLP too, and a random GP variance (a scale mixture) turns it on."""
     from surrogate.nn.train import train
 
     base = dict(dataset="gp1d", grid=40, model="cvae", lengthscale=(0.2, 0.6), hidden=(16, 8), latent=8, epochs=2, batch_size=64,
@@ -182,7 +182,11 @@ def test_default_training_keeps_the_path_alone(tmp_path):
     config = TrainConfig(**base)
     assert config.conditioned_path and not config.resolved_residual
     assert TrainConfig(**base | {"variance": (0.5, 2.0)}).resolved_residual
-    model = train(config, tmp_path / "path", log=lambda _: None, progress=False).model
+    lines = []
+    result = train(config, tmp_path / "path", log=lines.append, progress=False)
+    model = result.model
+    assert result.epochs_run == 0 and result.metrics == [] and any("nothing to train" in line for line in lines)
+    assert torch.load(tmp_path / "path" / "checkpoint.pt", weights_only=False)["epoch"] == 0
     last = model.decoder[-1]
     assert float(last.weight.abs().max()) == 0.0 and float(last.bias.abs().max()) == 0.0
     trained = train(TrainConfig(**base | {"residual": True}), tmp_path / "residual", log=lambda _: None, progress=False).model

@@ -78,3 +78,30 @@ def test_bad_hyperparameters(island_map):
         SpatialPrior("car", island_map, condition=(0.5, 1.0), islands="independent")
     with pytest.raises(SurrogateError, match=r"unknown prior 'sar'; valid names: agg-gp, bym2, car, gp, hsgp, icar"):
         SpatialPrior("sar", island_map)
+
+
+def test_hsgp_basis_follows_the_rules_and_refuses_bad_settings():
+    """The HSGP's default basis is Riutort-Mayol et al.'s rule in the sites' half-range; m and c can be set; bad values
+    and a basis too large are refused, naming them; it forms no dense N x N matrix, so it has no dense-memory guard."""
+    import pandas as pd
+
+    import surrogate as sg
+    from surrogate.priors.hsgp import basis_size
+
+    rng = np.random.default_rng(0)
+    pts = rng.uniform(0, 2, (60, 2))  # half-range about 1
+    domain = sg.Domain.from_points(pd.DataFrame({"id": [f"s{i}" for i in range(60)], "x": pts[:, 0], "y": pts[:, 1]}))
+    half = float((pts.max(0) - pts.min(0)).max() / 2)
+    bound = sg.HSGP(lengthscale=(0.2, 0.6)).on(domain)
+    m, c = bound.spec.basis(bound)
+    assert (m, c) == basis_size("matern32", 0.2, 0.6, half) and m == int(np.ceil(3.42 * c * half / 0.2))
+    data = bound.exact_data()
+    assert data["M"] == m and data["c_boundary"] == c and data["x"].shape == (60, 2)
+    assert sg.HSGP(lengthscale=(0.2, 0.6), m=12, c=1.5).on(domain).exact_data() | {} == data | {"M": 12, "c_boundary": 1.5}
+    assert not sg.HSGP.dense and sg.GP.dense
+    with pytest.raises(SurrogateError, match="m must be a positive integer, found 0"):
+        sg.HSGP(m=0)
+    with pytest.raises(SurrogateError, match=r"c \(the HSGP's boundary factor\) must be a number >= 1, found 0.5"):
+        sg.HSGP(c=0.5)
+    with pytest.raises(SurrogateError, match=r"needs m = \d+ basis functions per dimension \([\d,]+ in 2-D, over the 10,000 allowed\)"):
+        sg.HSGP(lengthscale=(0.01, 0.6)).on(domain).exact_data()

@@ -113,9 +113,10 @@ def test_fit_folder_and_named_dims(surrogate_and_exact, small_map):
 def test_exact_programs_fit_the_same_data(small_map, model, hyper):
     data = data_of(small_map)
     r = fit_areas(model, data, SamplerSettings(chains=2, warmup=300, draws=300, seed=2), ENGINE,
-                  condition=(0.5, 4.0) if model == "gp" else None)  # fmt: skip
+                  condition=(0.5, 4.0) if model == "gp" else None, keep_field=model != "icar")  # fmt: skip
     post = r.idata.posterior
     assert post["eta"].shape == (2, 300, 16) and (hyper is None or post[hyper].dims == ("chain", "draw"))
+    assert ("f" in post) == (model != "icar") and "rr" in post and "log_lik" in r.idata.log_likelihood  # keep_field=False: eta, rr, log_lik only
     corr = np.corrcoef(post["eta"].mean(("chain", "draw")).values, small_map["eta"])[0, 1]
     assert corr > 0.6  # each recovers the simulated field (40 expected cases per area)
     assert r.diagnostics["max_rhat"] < 1.1
