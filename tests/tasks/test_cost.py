@@ -16,3 +16,11 @@ def test_the_exact_sparse_model_is_named_when_predicted_faster():
     fast = cost.exact_alternative("bym2", 2000, 6000, us_per_gradient=exact_us, gradients_per_ess=exact_gpe / 4)
     assert not fast["recommend"] and cost.note(fast) is None
     assert cost.exact_alternative("gp", 2000, 0, 100.0, 10.0) is None and cost.note(None) is None
+
+
+def test_the_fitted_model_reproduces_the_measured_sizes():
+    """bench_scale's exact BYM2 fits (areas, edges, us per gradient, gradients per ESS): predicted within 0.6-1.6x."""
+    measured = {100: (247, 18, 314.2), 300: (808, 46, 149.5), 1000: (2819, 183, 88.8), 2000: (5734, 751, 87.7)}
+    for areas, (edges, us, gpe) in measured.items():
+        predicted = cost.EXACT_US_PER_GRADIENT(areas + edges) * cost.EXACT_GRADIENTS_PER_ESS(areas)
+        assert 0.6 < predicted / (us * gpe) < 1.6
