@@ -271,7 +271,7 @@ def plot() -> None:
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
     slopes = {}
     for ax, (part, models) in zip(axes, panels):
-        recs = sorted((r for r in results.values() if isinstance(r, dict) and r.get("part") == part), key=lambda r: r["N"])
+        recs = sorted((r for k, r in results.items() if isinstance(r, dict) and r.get("part") == part and "short" not in k), key=lambda r: r["N"])
         for model in models:
             for metric, style in (("us_per_gradient", "o-"), ("ess_per_s", "s--")):
                 pts = [(r["N"], r[model][metric]) for r in recs if model in r and r[model].get(metric)]
@@ -296,16 +296,20 @@ def table() -> str:
     head = ("| part | N | model | K | decoder MB (float64 JSON) | train s | check (err / linear / sampling floor) | us/grad | grads/ESS "
             "| ESS/s | R-hat | div | RMSE | cover90 | \\|d eta\\| med / max | peak RSS GB | posterior MB |")
     lines = [head, "|" + "|".join(["---"] * len(head.strip("| ").split(" | "))) + "|"]
-    for key, r in sorted(((k, v) for k, v in results.items() if isinstance(v, dict) and "part" in v and "smoke" not in k),
+    for key, r in sorted(((k, v) for k, v in results.items() if isinstance(v, dict) and "part" in v and "short" not in k),
                          key=lambda kv: (kv[1]["part"], kv[1]["N"], kv[0])):  # fmt: skip
         for model in ("surrogate", "exact", "hsgp"):
             if model not in r:
                 continue
             f = r[model]
+            if "us_per_gradient" not in f:  # stopped before it finished
+                lines.append(f"| {r['part']} | {r['N']:,} | {model} (m={f['hsgp_basis']['m']}) | not finished after {f['not_finished_after_s']:,} s "
+                             f"(4 x (500 + 500)): ESS/s < {f['ess_per_s_upper_bound']:.2f} |" + " |" * 12)  # fmt: skip
+                continue
             dec, chk = r.get("decoder", {}), r.get("check", {})
             agree = r.get("agreement") if model == "surrogate" else None
             agree = agree or r.get(f"agreement_{model}_exact") or r.get("agreement_surrogate_hsgp" if model == "hsgp" else "")
-            gpe = f.get("gradients_per_ess") or (1e6 * f["sampling_s"] * f["chains"] / 2 / f["us_per_gradient"] / f["min_ess_bulk_eta"])
+            gpe = f.get("gradients_per_ess") or float("nan")
             name = model + (f" (m={f['hsgp_basis']['m']})" if model == "hsgp" and f.get("hsgp_basis") else "")
             lines.append("| " + " | ".join([
                 r["part"], f"{r['N']:,}", name,
