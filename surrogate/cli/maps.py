@@ -30,7 +30,7 @@ def names_list(ctx, param, value):
 @click.option("--offset", help="A column already on the log scale, added to the linear predictor.")
 @click.option("--covariates", callback=names_list, help="Comma-separated covariate columns (standardised by the tool).")
 @click.option("--model", default="surrogate", type=click.Choice(list(FIT_MODELS)),
-              help="surrogate (needs --decoder), or the exact bym2, icar, car or gp model.")
+              help="surrogate (needs --decoder), the exact bym2, icar, car or gp model, or hsgp (the approximate GP).")
 @click.option("--decoder", type=click.Path(dir_okay=False, path_type=Path),
               help="decoder.json of a run trained with --prior on this domain (needed by surrogate; sets the exact model's prior).")
 @click.option("--kernel", help="gp: rbf, matern12, matern32 or matern52  [default: the decoder's, else matern32]")
