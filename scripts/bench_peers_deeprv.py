@@ -33,7 +33,6 @@ def matern52(x: np.ndarray, ell: float) -> np.ndarray:
 def main(args) -> None:
     import importlib.metadata as md
 
-    import flax
     import jax
     import jax.numpy as jnp
     import optax
@@ -94,7 +93,7 @@ def main(args) -> None:
         "s_per_training_step": float(np.median(times)), "steps_run": len(times), "loss_first_last": [losses[0], losses[-1]] if losses else None,
         "us_per_nuts_gradient": us_per_gradient,
         "versions": {p: md.version(p) for p in ("dl4bi", "jax", "flax", "optax", "numpyro")},
-        "machine": {"cpus": __import__("os").cpu_count(), "flax": flax.__version__},
+        "machine": {"cpus": __import__("os").cpu_count()},
     }  # fmt: skip
     results = json.loads(OUT.read_text()) if OUT.is_file() else {}
     results.setdefault("deeprv_cost", {})[f"{g}x{g}"] = record

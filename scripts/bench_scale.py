@@ -107,7 +107,8 @@ def check_figures(check) -> dict:
 def fit_figures(fit, seconds: float, out: Path) -> dict:
     d = fit.diagnostics
     keep = ("model", "max_rhat", "min_ess_bulk_eta", "ess_per_s", "ess_per_sampling_s", "wall_s", "compile_s", "sampling_s", "us_per_gradient",
-            "divergences", "max_treedepth_hits", "rmse", "coverage90", "elpd_loo", "hsgp_basis", "chains", "draws")  # fmt: skip
+            "divergences", "max_treedepth_hits", "rmse", "coverage90", "elpd_loo", "hsgp_basis", "chains", "draws", "gradients",
+            "gradients_per_ess")  # fmt: skip
     rec = {k: d[k] for k in keep if k in d}
     rec["call_s"] = seconds
     rec["transfer_and_lookup_s"] = d.get("compile_s")  # the engine's build: program lookup (cached) and the data's transfer

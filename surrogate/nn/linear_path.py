@@ -65,11 +65,9 @@ def shared_basis(covariance: Callable[[float], np.ndarray], lo: float, hi: float
     The knots' covariances are built one at a time and summed (not kept): at 5,000 locations each is
     200 MB, and 32 of them held at once were 6.4 GB. The one eigendecomposition is the only O(N^3) step."""
     values = np.unique(knots(lo, hi, count))
-    mean = None
+    mean = 0.0
     for v in values:
-        C = np.asarray(covariance(float(v)), dtype=np.float64)
-        mean = C / len(values) if mean is None else mean.__iadd__(C / len(values))
-        del C
+        mean = mean + np.asarray(covariance(float(v)), dtype=np.float64) / len(values)
     lam, V = np.linalg.eigh(mean)
     order = np.argsort(lam)[::-1]
     return lam[order], V[:, order], values

@@ -15,8 +15,7 @@ import math
 import numpy as np
 
 from surrogate.decoder.schema import KERNEL_CODES
-from surrogate.errors import SurrogateError, check_choice, check_positive_int
-from surrogate.priors.base import Hyperparameter, Prior
+from surrogate.errors import SurrogateError, check_positive_int
 from surrogate.priors.gp import GP
 
 #: (m factor, c factor) per kernel: m = m_factor * c / (ell / S), c = max(1.2, c_factor * ell_upper / S), S the half-range
@@ -37,33 +36,24 @@ def half_range(coords: np.ndarray) -> float:
     return float((coords.max(0) - coords.min(0)).max() / 2) or 1.0
 
 
-class HSGP(Prior):
-    """``HSGP(kernel="matern32", lengthscale=(lo, hi))``: the approximate GP, for fitting (``sg.fit(..., prior=sg.HSGP())``)."""
+class HSGP(GP):
+    """``HSGP(kernel="matern32", lengthscale=(lo, hi))``: the approximate GP, for fitting (``sg.fit(..., prior=sg.HSGP())``);
+    its lengthscale, default range and covariance (the prior it approximates) are the GP's."""
 
     name = "hsgp"
     program = "areas_hsgp"
-    hyper = Hyperparameter("lengthscale", "ell", lower=0.0, upper=np.inf)
-    has_kernel = True
     dense = False  # its program never forms an N x N matrix
 
     def __init__(self, kernel: str = "matern32", lengthscale=None, m: int | None = None, c: float | None = None):
-        self.kernel = check_choice("kernel", kernel, tuple(RULES))
         if m is not None:
             check_positive_int("m", m)
         if c is not None and not (isinstance(c, (int, float)) and c >= 1):
             raise SurrogateError(f"c (the HSGP's boundary factor) must be a number >= 1, found {c!r}")
         self.m, self.c = m, c
-        super().__init__(lengthscale)
+        super().__init__(kernel, lengthscale)
 
     def options(self) -> tuple:
         return tuple((k, v) for k, v in (("m", self.m), ("c", self.c)) if v is not None)
-
-    default_range = GP.default_range
-    covariance = GP.covariance
-
-    @classmethod
-    def validate(cls, bound) -> None:
-        check_choice("kernel", bound.kernel, tuple(RULES))
 
     @classmethod
     def basis(cls, bound) -> tuple[int, float]:

@@ -249,8 +249,7 @@ def format_fit(r: dict) -> str:
     lines += warning_lines(r)
     from surrogate.tasks.cost import note
 
-    if note(r.get("exact_alternative")):
-        lines.append(note(r["exact_alternative"]))
+    lines += [line for line in [note(r.get("exact_alternative"))] if line]
     if r["pareto_k_over_0.7"]:
         lines.append(f"note: {r['pareto_k_over_0.7']} area(s) with Pareto k > 0.7: elpd_loo is unreliable there")
     return "\n".join(lines)
