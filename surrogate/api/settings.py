@@ -74,17 +74,21 @@ class ModelSettings:
 
 @dataclass(frozen=True)
 class OptimSettings:
-    """Adam on the VAE loss: ``epochs`` (0: the decoder as initialised, e.g. its linear path), batches, rate, seed, device."""
+    """Adam on the VAE loss: ``epochs`` (0: the decoder as initialised, e.g. its linear path), batches, rate, seed, device;
+    ``patience``: epochs without a better prior check score before training stops (0: never; the best epoch is kept)."""
 
     epochs: int = 30
     batch_size: int = 128
     lr: float = 1e-3
     seed: int = 1
     device: str = "auto"
+    patience: int = 5
 
     def __post_init__(self):
-        if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 0:
-            raise SurrogateError(f"optim.epochs must be a non-negative integer, found {self.epochs!r}")
+        for name in ("epochs", "patience"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise SurrogateError(f"optim.{name} must be a non-negative integer, found {value!r}")
         _positive_int("optim", "batch_size", self.batch_size)
         _positive("optim", "lr", self.lr)
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
@@ -117,4 +121,4 @@ class TrainSettings:
         return cls(DataSettings(config.epoch_size, config.valid_size),
                    ModelSettings(config.model, config.latent, tuple(config.hidden), config.activation, config.beta, config.noise_scale,
                                  config.residual),
-                   OptimSettings(config.epochs, config.batch_size, config.lr, config.seed, config.device))  # fmt: skip
+                   OptimSettings(config.epochs, config.batch_size, config.lr, config.seed, config.device, config.patience))  # fmt: skip

@@ -53,6 +53,8 @@ from surrogate.cli.common import CONTEXT, float_list, int_list, main, user_error
 @click.option("--sparsity", type=float, default=0.0, help="L1 weight on the code (sparse autoencoder).")
 @click.option("--dropout", type=float, default=0.0, help="Dropout probability after each encoder hidden layer (dropout autoencoder).")
 @click.option("--epochs", type=int, default=30, help="Total epochs (a resumed run continues up to this).")
+@click.option("--patience", type=int, default=5, show_default=True,
+              help="Prior draws with a linear path: stop when the decoder's covariance error has not improved for this many epochs (0: never); the best epoch is kept.")
 @click.option("--batch-size", type=int, default=128)
 @click.option("--lr", type=float, default=1e-3, help="Adam learning rate.")
 @click.option("--seed", type=int, default=1)

@@ -21,8 +21,10 @@ CHECKPOINT_FORMAT = "surrogate-checkpoint/1"
 RUN_FILES = ("config.json", "checkpoint.pt", "metrics.csv", "learning_curves.png")
 
 
-def save_checkpoint(path: Path, model, optimizer, config: TrainConfig, epoch: int, metrics: list[dict]) -> None:
-    """Write the checkpoint atomically (a crash leaves the previous one intact)."""
+def save_checkpoint(path: Path, model, optimizer, config: TrainConfig, epoch: int, metrics: list[dict], kept: dict | None = None) -> None:
+    """Write the checkpoint atomically (a crash leaves the previous one intact). ``model`` is the last epoch's (a resumed
+    run continues from it); ``kept``: the best epoch's decoder by the prior check's score (``nn.fidelity``), which
+    :func:`load_model` reads."""
     state = {
         "format": CHECKPOINT_FORMAT,
         "config": json.dumps(config.to_dict()),
@@ -32,6 +34,8 @@ def save_checkpoint(path: Path, model, optimizer, config: TrainConfig, epoch: in
         "metrics": metrics,
         "versions": json.dumps(versions()),
     }
+    if kept is not None:
+        state["kept"] = kept
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
 
@@ -53,12 +57,14 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
 
 
 def load_model(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple[MLPAutoencoder, TrainConfig, dict]:
-    """The trained model of a run directory, its config and its checkpoint."""
+    """The trained model of a run directory (its kept epoch where training scored the decoder, else its last),
+    its config and its checkpoint."""
     state = load_checkpoint(Path(run_dir) / "checkpoint.pt", map_location=device)
     config = state["config"]
     info = config.data_info
-    model = build_model(config, info.dim, info.n_classes, config.resolved_output_activation, saved=state["model"])
-    model.load_state_dict(state["model"])
+    weights = state["kept"]["model"] if state.get("kept") else state["model"]
+    model = build_model(config, info.dim, info.n_classes, config.resolved_output_activation, saved=weights)
+    model.load_state_dict(weights)
     return model.to(device).eval(), config, state
 
 

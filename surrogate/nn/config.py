@@ -65,9 +65,10 @@ class TrainConfig:
     lr: float = 1e-3  # Adam learning rate
     seed: int = 1  # seeds initialisation, shuffling and the reparameterisation noise
     device: str = "auto"  # auto (cuda > mps > cpu) | cuda | mps | cpu
+    patience: int = 5  # prior draws with a linear path: stop when the decoder's covariance error has not improved for this many epochs (0: never)
 
     #: settings that may differ when a run is resumed
-    RESUMABLE_CHANGES = ("epochs", "device")
+    RESUMABLE_CHANGES = ("epochs", "device", "patience")
 
     def __post_init__(self):
         self.hidden = tuple(int(h) for h in self.hidden)
@@ -199,6 +200,8 @@ class TrainConfig:
         check_positive_int("batch-size", self.batch_size)
         if not isinstance(self.epochs, int) or self.epochs < 0:
             raise SurrogateError(f"epochs must be a non-negative integer, found {self.epochs!r}")
+        if isinstance(self.patience, bool) or not isinstance(self.patience, int) or self.patience < 0:
+            raise SurrogateError(f"patience must be a non-negative integer (0: never stop early), found {self.patience!r}")
         if self.train_size is not None:
             check_positive_int("train-size", self.train_size)
         if not 1 <= len(self.hidden) <= 4 or min(self.hidden) < 1:

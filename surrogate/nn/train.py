@@ -28,10 +28,11 @@ from surrogate.errors import SurrogateError
 from surrogate.fileio import pyplot, save_figure, write_json, write_text
 from surrogate.nn.checkpoint import prepare_run_dir, save_checkpoint
 from surrogate.nn.config import TrainConfig
+from surrogate.nn.fidelity import FidelityMonitor, better, monitored
 from surrogate.nn.losses import kl_term, kl_weight, reconstruction
 from surrogate.nn.models import MLPAutoencoder, build_model
 
-METRIC_COLUMNS = ("epoch", "kl_weight", "train_loss", "train_recon", "train_kl", "valid_loss", "valid_recon", "valid_kl", "seconds")
+METRIC_COLUMNS = ("epoch", "kl_weight", "train_loss", "train_recon", "train_kl", "valid_loss", "valid_recon", "valid_kl", "cov_error", "seconds")
 
 
 def select_device(name: str = "auto") -> torch.device:
@@ -75,7 +76,7 @@ def epoch_generator(seed: int, epoch: int, device: torch.device) -> torch.Genera
 
 def write_metrics(path: Path, rows: list[dict]) -> None:
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=METRIC_COLUMNS)
+    writer = csv.DictWriter(buf, fieldnames=METRIC_COLUMNS, restval="")
     writer.writeheader()
     writer.writerows(rows)
     write_text(path, buf.getvalue())
@@ -162,7 +163,14 @@ class TrainResult:
     out: Path
     epochs_run: int
     metrics: list[dict]
-    model: MLPAutoencoder
+    model: MLPAutoencoder  # the kept decoder (the best epoch by the prior check's score, where training scores it)
+    kept: dict | None = None  # {"epoch", "cov_error", "start_cov_error"} where training scored the decoder
+
+
+def kept_state(model, epoch: int, score: float, start: float) -> dict:
+    """What the checkpoint keeps of the best decoder so far (a copy of its weights)."""
+    weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    return {"epoch": epoch, "cov_error": score, "start_cov_error": start, "model": weights}
 
 
 def training_data(config: TrainConfig, data_dir, device) -> tuple:
@@ -186,7 +194,8 @@ def training_data(config: TrainConfig, data_dir, device) -> tuple:
 
 
 def initial_model(config: TrainConfig, prior, state: dict | None, device, log) -> tuple[MLPAutoencoder, torch.optim.Optimizer, int, list]:
-    """(model, optimiser, epochs done, metrics): fresh (a linear path at its prior's start) or from the checkpoint ``state``."""
+    """(model, optimiser, epochs done, metrics): fresh (a linear path at its prior's start) or from the checkpoint ``state``
+    (its last epoch's weights, which a resumed run continues from)."""
     info = config.data_info
     torch.manual_seed(config.seed)
     model = build_model(config, info.dim, info.n_classes, config.resolved_output_activation, saved=state and state["model"]).to(device)
@@ -264,10 +273,15 @@ def train(
 
     n, bs = (config.epoch_size if config.is_simulated else len(xt) if xt is not None else 0), config.batch_size
     steps = (n + bs - 1) // bs
+    monitor, kept = start_monitor(config, model, state, start < epochs, log)
     if start < epochs:
         log(f"training {config.model} on {n} {config.dataset} examples ({device}), epochs {start + 1}..{epochs}")
     with flush_denormals():
         for epoch in range(start, epochs):
+            if kept is not None and config.patience and epoch - kept["epoch"] >= config.patience:
+                log(f"stopping early after epoch {epoch}: the decoder's covariance error has not improved on epoch {kept['epoch']}'s "
+                    f"({kept['cov_error']:.4f}) for {config.patience} epochs (--patience)")  # fmt: skip
+                break
             # --- one epoch over a fresh permutation ---
             t0 = time.perf_counter()
             gen = epoch_generator(config.seed, epoch, device)
@@ -297,15 +311,37 @@ def train(
                 "epoch": epoch + 1, "kl_weight": round(weight, 6),
                 "train_loss": train_loss, "train_recon": train_recon, "train_kl": train_kl,
                 "valid_loss": valid["loss"], "valid_recon": valid["recon"], "valid_kl": valid["kl"],
-                "seconds": round(time.perf_counter() - t0, 3),
+                "cov_error": "" if monitor is None else monitor(model), "seconds": round(time.perf_counter() - t0, 3),
             }  # fmt: skip
             metrics.append(row)
-            save_checkpoint(out / "checkpoint.pt", model, optimizer, config, epoch + 1, metrics)
+            if monitor is not None and better(row["cov_error"], kept["cov_error"]):
+                kept = kept_state(model, epoch + 1, row["cov_error"], kept["start_cov_error"])
+            save_checkpoint(out / "checkpoint.pt", model, optimizer, config, epoch + 1, metrics, kept)
             write_metrics(out / "metrics.csv", metrics)
+            score = "" if monitor is None else f"  cov error {row['cov_error']:.4f}{' (kept)' if kept['epoch'] == epoch + 1 else ''}"
             log(
                 f"epoch {epoch + 1:3d}/{epochs}  train {train_loss:9.3f} (recon {train_recon:8.3f}, "
-                f"kl {train_kl:7.3f})  valid {valid['loss']:9.3f}  {row['seconds']:.1f}s"
+                f"kl {train_kl:7.3f})  valid {valid['loss']:9.3f}{score}  {row['seconds']:.1f}s"
             )
     if metrics:
         plot_learning_curves(out / "learning_curves.png", metrics)
-    return TrainResult(out, max(epochs - start, 0), metrics, model.eval())
+    if kept is not None:
+        log(f"decoder: epoch {kept['epoch']}'s kept (covariance error of decoded draws {kept['cov_error']:.4f}; "
+            f"{'the linear start' if kept['epoch'] == 0 else 'the linear start had'} {kept['start_cov_error']:.4f})")  # fmt: skip
+        model.load_state_dict(kept["model"])
+    summary = None if kept is None else {k: kept[k] for k in ("epoch", "cov_error", "start_cov_error")}
+    return TrainResult(out, len(metrics) - start, metrics, model.eval(), summary)
+
+
+def start_monitor(config: TrainConfig, model, state: dict | None, training: bool, log) -> tuple[FidelityMonitor | None, dict | None]:
+    """(the fidelity monitor, the kept decoder so far) where training scores the decoder (:mod:`surrogate.nn.fidelity`):
+    a fresh run scores its start as epoch 0; a resumed one continues with its checkpoint's kept decoder."""
+    if not (training and monitored(config, model)):
+        return None, state.get("kept") if state else None
+    monitor = FidelityMonitor(config, model, seed=config.seed)
+    if state is not None and state.get("kept"):
+        return monitor, state["kept"]
+    score = monitor(model)
+    log(f"decoder start (epoch 0): covariance error of decoded draws {score:.4f} (the linear floor with its sampling error; "
+        f"the epoch that scores best is kept)")  # fmt: skip
+    return monitor, kept_state(model, 0, score, score)

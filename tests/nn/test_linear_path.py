@@ -189,9 +189,11 @@ def test_default_training_keeps_the_path_alone(tmp_path):
     assert torch.load(tmp_path / "path" / "checkpoint.pt", weights_only=False)["epoch"] == 0
     last = model.decoder[-1]
     assert float(last.weight.abs().max()) == 0.0 and float(last.bias.abs().max()) == 0.0
-    trained = train(TrainConfig(**base | {"residual": True}), tmp_path / "residual", log=lambda _: None, progress=False).model
-    assert float(trained.decoder[-1].weight.detach().abs().max()) > 0
-    torch.testing.assert_close(model.cond_linear.values, trained.cond_linear.values)  # the path itself is never trained
+    run = train(TrainConfig(**base | {"residual": True}), tmp_path / "residual", log=lambda _: None, progress=False)
+    last_epoch = torch.load(tmp_path / "residual" / "checkpoint.pt", weights_only=False)["model"]
+    assert float(last_epoch[f"decoder.{len(model.decoder) - 1}.weight"].abs().max()) > 0  # the MLP was trained
+    assert run.kept is not None and [row["epoch"] for row in run.metrics] == [1, 2]  # and scored: the best epoch is kept
+    torch.testing.assert_close(model.cond_linear.values, run.model.cond_linear.values)  # the path itself is never trained
     with pytest.raises(SurrogateError, match="residual: saved False, given True"):
         train(TrainConfig(**base | {"residual": True, "epochs": 3}), tmp_path / "path", resume=True, log=lambda _: None, progress=False)
 
