@@ -209,7 +209,7 @@ def fit(formula: str, data, domain, prior="bym2", family: str = "poisson", trial
     spatial fields in place of the spatial main effect), predicting ``forecast`` periods past the last; the result is
     a :class:`SpaceTimeFit`.
 
-    ``sampler``: chains (4), warmup (1000), draws (1000), seed (1), adapt_delta (0.8), max_treedepth (10),
+    ``sampler``: chains (4), warmup (1000), draws (1000), seed (1), adapt_delta (0.9 for a CVAE surrogate, else 0.8), max_treedepth (10),
     init, dense_metric. ``out``: also write the fit folder there. ``truth``: a known ``eta`` per area (simulated data),
     scored by RMSE and 90% coverage as ``gp-fit`` scores its truth. ``keep_field``: keep the draws of the field and the
     latent vectors beside eta, rr and log_lik (None: up to 1,000 areas).

@@ -21,7 +21,7 @@ def sampler_options(fn):
         click.option("--draws", type=int, help="Saved draws per chain  [default: 1000; inpaint --class-model partitioned "
                                                f"or per-class: {PIECE_DRAWS}, for R-hat <= 1.01 within a piece]"),
         click.option("--seed", type=int, default=1, help="Sampler seed (same draws on both engines)."),
-        click.option("--adapt-delta", type=float, default=0.8, help="Target acceptance rate."),
+        click.option("--adapt-delta", type=float, help="Target acceptance rate  [default: 0.9 for a surrogate conditioned on its hyperparameter (measured: fewer divergences), else 0.8]"),
         click.option("--max-treedepth", type=int, default=10),
         click.option("--init", "init_radius", type=float, help="Inits uniform in (-R, R)  [default: Stan's 2]"),
         click.option("--dense-metric", is_flag=True, help="Adapt a dense mass matrix (engine cmdstan only)."),

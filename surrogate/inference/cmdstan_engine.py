@@ -91,6 +91,7 @@ class CmdStanEngine:
 
     def run(self, program, data: dict, settings: SamplerSettings, fixed_param: bool = False) -> StanFit:
         settings.validate()
+        settings = settings.resolved()  # adapt_delta left None: Stan's 0.8
         t0 = time.perf_counter()
         model, name = self.model(program)
         compile_s = time.perf_counter() - t0

@@ -8,7 +8,7 @@ the engine's own messages (``log``, written to ``engine.log`` beside the outputs
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -26,13 +26,20 @@ SAMPLE_STATS = {
 }
 
 
+DEFAULT_ADAPT_DELTA = 0.8  # Stan's
+#: a CVAE surrogate's default: on 100 sites (GP, lengthscale inferred; 7 seeds of 4 x (500 + 500)) it had 216 divergent
+#: transitions at 0.8 (median 5 per fit, two chains stuck in the upper tail of the lengthscale) against the exact GP's 16
+#: (median 2); at 0.9 it had 20 (median 2), for a step size about 20% smaller (docs/benchmarks.md, "Divergences")
+CONDITIONED_ADAPT_DELTA = 0.9
+
+
 @dataclass
 class SamplerSettings:
     chains: int = 4  # independent chains (run in parallel)
     warmup: int = 1000  # adaptation iterations per chain
     draws: int = 1000  # saved iterations per chain
     seed: int = 1  # the same seed gives the same draws on both engines
-    adapt_delta: float = 0.8  # target acceptance rate of step-size adaptation
+    adapt_delta: float | None = None  # target acceptance rate of step-size adaptation (None: see resolved)
     max_treedepth: int = 10  # NUTS tree depth limit
     init: float | list[dict] | None = None  # None: uniform(-2, 2); a number: that radius; a list: one dict per chain
     dense_metric: bool = False  # adapt a dense instead of a diagonal mass matrix
@@ -42,13 +49,20 @@ class SamplerSettings:
         check_positive_int("draws", self.draws)
         if not isinstance(self.warmup, int) or self.warmup < 0:
             raise SurrogateError(f"warmup must be a non-negative integer, found {self.warmup!r}")
-        if not 0 < self.adapt_delta < 1:
+        if self.adapt_delta is not None and not (isinstance(self.adapt_delta, (int, float)) and 0 < self.adapt_delta < 1):
             raise SurrogateError(f"adapt_delta must be in (0, 1), found {self.adapt_delta}")
         check_positive_int("max_treedepth", self.max_treedepth)
         if isinstance(self.init, (int, float)) and self.init < 0:
             raise SurrogateError(f"init radius must be non-negative, found {self.init}")
         if isinstance(self.init, list) and len(self.init) != self.chains:
             raise SurrogateError(f"init must hold one dict per chain ({self.chains}), found {len(self.init)}")
+
+    def resolved(self, conditioned: bool = False) -> "SamplerSettings":
+        """These settings with ``adapt_delta`` set where it was left None: :data:`CONDITIONED_ADAPT_DELTA` for a surrogate
+        decoder conditioned on its hyperparameter (a CVAE), Stan's 0.8 otherwise."""
+        if self.adapt_delta is not None:
+            return self
+        return replace(self, adapt_delta=CONDITIONED_ADAPT_DELTA if conditioned else DEFAULT_ADAPT_DELTA)
 
 
 @dataclass

@@ -162,6 +162,7 @@ class PyStanEngine:
     # --- sample ---
     def run(self, program, data: dict, settings: SamplerSettings, fixed_param: bool = False) -> StanFit:
         settings.validate()
+        settings = settings.resolved()  # adapt_delta left None: Stan's 0.8
         if multiprocessing.current_process().daemon:
             raise SurrogateError("engine pystan runs each chain in a process of its own, and this process is a daemon, which may not "
                                  "start any (a Dask worker started with the default settings?): start the workers with "

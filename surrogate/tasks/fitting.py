@@ -22,7 +22,8 @@ def sample(program: str, sdata: dict, settings, engine, tidy, coords: dict, dims
     from surrogate.inference import SamplerSettings, get_engine, to_inference_data
 
     engine = get_engine(engine) if isinstance(engine, str) else engine
-    fit = engine.run(program, sdata, settings or SamplerSettings())
+    conditioned = int(sdata.get("C", 0)) == 1  # a CVAE surrogate: adapt_delta 0.9 unless set (SamplerSettings.resolved)
+    fit = engine.run(program, sdata, (settings or SamplerSettings()).resolved(conditioned))
     tidy(fit.draws)
     dims = {"log_lik": ["obs"], "y": ["obs"], "counts": ["obs"], **dims}
     return fit, to_inference_data(fit, coords, dims, observed, None, attrs, log_likelihood=["log_lik"])

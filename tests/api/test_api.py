@@ -182,6 +182,14 @@ def test_a_grid_is_one_more_domain(tmp_path):
     assert "vs the truth        RMSE" in str(fit) and "ell" in fit.idata.posterior
     areas = fit.areas
     assert len(areas) == 36 and set(areas.geom_type) == {"Point"} and areas.crs is None
+    assert fit.idata.attrs["sampler_adapt_delta"] == "0.8"  # Stan's default for an exact model
+    # a CVAE surrogate of the same prior (its path alone: nothing trained) samples at adapt_delta 0.9 unless told
+    s = sg.train(gp, domain, log=lambda _: None)
+    assert s.config.model == "cvae"
+    sampler = dict(engine=ENGINE, chains=2, warmup=150, draws=100, seed=3)
+    assert sg.fit("cases ~ offset(log(pop))", table, domain, prior=s, **sampler).idata.attrs["sampler_adapt_delta"] == "0.9"
+    told = sg.fit("cases ~ offset(log(pop))", table, domain, prior=s, adapt_delta=0.85, **sampler)
+    assert told.idata.attrs["sampler_adapt_delta"] == "0.85"
 
 
 def test_saving_and_reporting_refuse_places_that_would_lose_or_scatter_files(trained, tmp_path):

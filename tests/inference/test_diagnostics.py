@@ -3,6 +3,8 @@
 import numpy as np
 import pytest
 
+from surrogate.errors import SurrogateError
+from surrogate.inference import SamplerSettings
 from surrogate.inference.diagnostics import assess, format_summary, import_arviz
 from surrogate.tasks.inpaint import Observation, plot_inpainting
 
@@ -77,3 +79,13 @@ def test_inpainting_figure_has_a_row_per_disagreeing_chain(tmp_path):
     from PIL import Image
 
     assert Image.open(tmp_path / "rows.png").size[1] > 1.6 * Image.open(tmp_path / "one.png").size[1]
+
+
+def test_adapt_delta_left_unset_resolves_by_model():
+    from surrogate.inference.fit import CONDITIONED_ADAPT_DELTA, DEFAULT_ADAPT_DELTA
+
+    assert SamplerSettings().resolved().adapt_delta == DEFAULT_ADAPT_DELTA == 0.8
+    assert SamplerSettings().resolved(conditioned=True).adapt_delta == CONDITIONED_ADAPT_DELTA == 0.9
+    assert SamplerSettings(adapt_delta=0.95).resolved(conditioned=True).adapt_delta == 0.95  # a value given is kept
+    with pytest.raises(SurrogateError, match="adapt_delta must be in \\(0, 1\\), found 1.5"):
+        SamplerSettings(adapt_delta=1.5).validate()
