@@ -111,6 +111,7 @@ def fit_figures(fit, seconds: float, out: Path) -> dict:
             "gradients_per_ess")  # fmt: skip
     rec = {k: d[k] for k in keep if k in d}
     rec["call_s"] = seconds
+    rec["adapt_delta"] = float(fit.idata.attrs.get("sampler_adapt_delta", "nan"))  # a CVAE surrogate's default is 0.9 since bench_divergences
     rec["transfer_and_lookup_s"] = d.get("compile_s")  # the engine's build: program lookup (cached) and the data's transfer
     rec["output_mb"] = sum(p.stat().st_size for p in out.iterdir() if p.is_file()) / 1e6 if out.is_dir() else None
     rec["posterior_nc_mb"] = (out / "posterior.nc").stat().st_size / 1e6 if (out / "posterior.nc").is_file() else None
