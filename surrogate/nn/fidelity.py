@@ -28,8 +28,9 @@ MIXTURE_POINTS = 9
 
 
 def monitored(config, model) -> bool:
-    """Whether training scores this model's fidelity: trained prior draws with a known covariance and a linear path."""
-    return config.is_simulated and (model.linear is not None or model.cond_linear is not None)
+    """Whether training scores this model's fidelity: a VAE or CVAE (decoded z ~ N(0, I) are its prior draws; an
+    autoencoder's are not) of prior draws with a known covariance and a linear path."""
+    return config.model in ("vae", "cvae") and config.is_simulated and (model.linear is not None or model.cond_linear is not None)
 
 
 class FidelityMonitor:
