@@ -342,6 +342,8 @@ def start_monitor(config: TrainConfig, model, state: dict | None, training: bool
     if state is not None and state.get("kept"):
         return monitor, state["kept"]
     score = monitor(model)
-    log(f"decoder start (epoch 0): covariance error of decoded draws {score:.4f} (the linear floor with its sampling error; "
+    epoch = state["epoch"] if state is not None else 0  # a run saved before epochs were scored: its last epoch so far
+    what = "start (epoch 0)" if epoch == 0 else f"at epoch {epoch} (the run kept no scored epoch)"
+    log(f"decoder {what}: covariance error of decoded draws {score:.4f} (the linear floor with its sampling error at epoch 0; "
         f"the epoch that scores best is kept)")  # fmt: skip
-    return monitor, kept_state(model, 0, score, score)
+    return monitor, kept_state(model, epoch, score, score)
