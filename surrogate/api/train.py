@@ -30,6 +30,14 @@ def resolve_latent(latent, probe) -> tuple[int, str | None]:
             raise SurrogateError(f"latent 'auto' needs a simulated prior (a GP dataset or a spatial prior), whose eigenvalue spectrum "
                                  f"sets K; found dataset {probe.dataset}")  # fmt: skip
         spec = auto_latent(*probe.prior_covariance())
+        if spec["capped"]:
+            from surrogate.nn.linear_path import MAX_AUTO_LATENT
+
+            return spec["latent"], (f"WARNING: latent auto is capped at {MAX_AUTO_LATENT}: {spec['latent']} dimensions keep only "
+                                    f"{100 * spec['kept_share_min']:.1f}% of the prior's variance and {100 * spec['kept_local_min']:.1f}% "
+                                    f"at the worst location (targets: 99% and 95%); decoded draws will be under-dispersed and a "
+                                    f"{spec['latent']}-wide decoder is slow: fit the exact model (an ICAR, BYM2 or CAR: its sparse "
+                                    f"program) or give latent")  # fmt: skip
         return spec["latent"], (f"latent auto: {spec['latent']} dimensions keep {100 * spec['kept_share_min']:.1f}% of the prior's variance "
                                 f"(at least 99%) and {100 * spec['kept_local_min']:.1f}% at every location (at least 95%), over its whole range")  # fmt: skip
     try:

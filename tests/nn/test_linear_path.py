@@ -208,3 +208,19 @@ def test_a_zero_residual_is_exported_as_one_unit():
     z, c = torch.randn(5, 6, dtype=torch.float64), 0.2 + 0.4 * torch.rand(5, 1, dtype=torch.float64)
     with torch.no_grad():
         torch.testing.assert_close(torch_decoder(data)(torch.cat([z, c], 1)), model.decode(z, c))
+
+
+def test_a_capped_auto_latent_says_so(monkeypatch):
+    """Where the targets (99% of the variance, 95% at every location) need more than MAX_AUTO_LATENT dimensions (a BYM2
+    needs N - 1), latent auto says what the cap keeps and names the exact model, instead of claiming the targets."""
+    import libpysal
+
+    import surrogate.nn.linear_path as lp
+    from surrogate.api.train import resolve_latent
+
+    probe = TrainConfig(prior="bym2", map=libpysal.examples.get_path("sids2.shp"), id_column="FIPS", latent=1, model="vae")
+    latent, message = resolve_latent("auto", probe)
+    assert latent == 99 and "WARNING" not in message
+    monkeypatch.setattr(lp, "MAX_AUTO_LATENT", 40)
+    latent, message = resolve_latent("auto", probe)
+    assert latent == 40 and "capped at 40" in message and "keep only" in message and "fit the exact model" in message
