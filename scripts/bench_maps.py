@@ -88,8 +88,10 @@ def train_surrogate(prior: str, map_path: Path, id_column: str, contiguity: str,
     seconds = time.perf_counter() - t0
     import csv as csv_module
 
-    with open(out / "metrics.csv") as fh:  # the training loop's own time, epoch by epoch (also when the run is reused)
-        epochs_s = sum(float(row["seconds"]) for row in csv_module.DictReader(fh))
+    epochs_s = 0.0  # a decoder that is its path alone trains no epoch and writes no metrics.csv
+    if (out / "metrics.csv").is_file():
+        with open(out / "metrics.csv") as fh:  # the training loop's own time, epoch by epoch (also when the run is reused)
+            epochs_s = sum(float(row["seconds"]) for row in csv_module.DictReader(fh))
     return out / "decoder.json", {"train_s": epochs_s, "train_check_export_s": seconds, "latent": config.latent, "check_prior": {k: check[k] for k in ("passed", "linear_floor_share", "k99")} |
                                   {"checks": check["checks"]}}  # fmt: skip
 
