@@ -145,7 +145,8 @@ def study(name: str, args, engine) -> dict:
         decoder, training = train_surrogate(prior, map_path, id_column, contiguity, work, args)
         result["training"][prior] = training
         key = f"surrogate-{prior}"
-        fits[key] = fit_one("surrogate", data, settings, engine, work / f"fit-{key}", decoder, reuse=args.reuse)
+        # each surrogate samples as its exact model does (the GP's funnel in the lengthscale and sd: adapt_delta 0.95)
+        fits[key] = fit_one("surrogate", data, gp_settings if prior == "gp" else settings, engine, work / f"fit-{key}", decoder, reuse=args.reuse)
         result["fits"][key] = headline(fits[key])
         result["agreement"][key] = agreement(fits[key].idata, fits[PAIRS[prior]].idata)
         a = result["agreement"][key]
