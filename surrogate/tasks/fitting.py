@@ -71,6 +71,7 @@ def sampling_scores(idata, fit, names) -> dict:
     result["ess_per_sampling_s"] = ess_eta / result["sampling_s"]
     result["gradients"] = int(fit.stats["n_steps"].sum())  # in the sampling phase, all chains
     result["gradients_per_ess"] = result["gradients"] / ess_eta if ess_eta else float("nan")
+    result["adapt_delta"] = fit.settings.adapt_delta  # as resolved (SamplerSettings.resolved)
     return result
 
 
@@ -92,7 +93,8 @@ def warning_lines(result: dict) -> list[str]:
     """The closing lines of a fit's summary: divergences, R-hat, a decoder that failed or lacks its prior check."""
     lines = []
     if result["divergences"]:
-        lines.append(f"WARNING: {result['divergences']} divergent transitions: raise --adapt-delta")
+        used = f" above {result['adapt_delta']:g}" if result.get("adapt_delta") else ""
+        lines.append(f"WARNING: {result['divergences']} divergent transitions: raise --adapt-delta{used}")
     if result["chains"] > 1 and result["max_rhat"] > RHAT_LIMIT:
         lines.append(f"WARNING: max R-hat {result['max_rhat']:.3f} > {RHAT_LIMIT}: run more warmup and draws")
     gate = check_warning((result.get("decoder") or {}).get("check_prior"), result["model"])

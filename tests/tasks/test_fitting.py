@@ -35,3 +35,4 @@ def test_warning_lines_name_the_remedy():
     assert lines[0] == "WARNING: 3 divergent transitions: raise --adapt-delta" and "R-hat 1.050" in lines[1]
     assert "records no prior check" in lines[2]
     assert warning_lines({"divergences": 0, "chains": 1, "max_rhat": float("nan"), "model": "exact"}) == []
+    assert warning_lines(r | {"adapt_delta": 0.9})[0] == "WARNING: 3 divergent transitions: raise --adapt-delta above 0.9"
