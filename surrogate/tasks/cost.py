@@ -29,6 +29,11 @@ class PowerLaw:
     def __call__(self, x: float) -> float:
         return self.scale * float(x) ** self.power
 
+    def held(self, x: float) -> float:
+        """The law within ``fitted_on``, held at its ends outside (for a measure that flattens: not extrapolated)."""
+        lo, hi = self.fitted_on
+        return self(min(max(float(x), lo), hi))
+
 
 #: exact sparse BYM2, microseconds per gradient against areas + edges (bench_scale --part bym2: 18, 46, 183 and 751 us at
 #: 347, 1,108, 3,819 and 7,734 areas + edges)
@@ -46,8 +51,7 @@ def exact_alternative(prior: str, areas: int, edges: int, us_per_gradient: float
     model of ``prior``. ``faster``: the predicted speed-up of the exact model (seconds per effective draw, sampling)."""
     if prior not in SPARSE_EXACT or not EXACT_US_PER_GRADIENT.scale:
         return None
-    lo, hi = EXACT_GRADIENTS_PER_ESS.fitted_on
-    exact_us, exact_gpe = EXACT_US_PER_GRADIENT(areas + edges), EXACT_GRADIENTS_PER_ESS(min(max(areas, lo), hi))
+    exact_us, exact_gpe = EXACT_US_PER_GRADIENT(areas + edges), EXACT_GRADIENTS_PER_ESS.held(areas)
     surrogate_cost, exact_cost = us_per_gradient * gradients_per_ess, exact_us * exact_gpe
     return {"model": prior, "predicted_us_per_gradient": exact_us, "predicted_gradients_per_ess": exact_gpe,
             "surrogate_us_per_gradient": us_per_gradient, "surrogate_gradients_per_ess": gradients_per_ess,
